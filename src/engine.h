@@ -1,0 +1,72 @@
+/* The per-packet engine: parse, find the flow, analyse, update state, decide. One engine per
+ * packet thread (inline) or per capture (offline); engines share nothing. */
+#ifndef RSTGUARD_ENGINE_H
+#define RSTGUARD_ENGINE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "event.h"
+#include "packet.h"
+#include "policy.h"
+#include "rst.h"
+
+struct engine;
+
+/* A moment: monotonic time drives timers, wall-clock time stamps events. Offline, both come
+ * from the capture. */
+struct engine_time {
+	uint64_t mono_ns;
+	uint64_t real_ns;
+};
+
+struct engine_stats {
+	uint64_t packets;
+	uint64_t kind[PKT_KIND_MAX];      /* by parse result; kind[PKT_TCP] are tracked TCP packets */
+	uint64_t flows_created;
+	uint64_t flows_midstream;         /* created without seeing the handshake */
+	uint64_t flows_expired;           /* idle timeout */
+	uint64_t flows_evicted;           /* forced out because the table was full */
+	uint64_t flows_reused;            /* a new SYN on a closed flow's tuple */
+	uint64_t flows_untracked;         /* packets that could not get a flow */
+	uint64_t rst;
+	uint64_t rst_cause[RST_CAUSE_MAX];
+	uint64_t rst_forged;
+	uint64_t rst_dropped;
+	uint64_t rst_would_drop;
+	uint64_t flows_active;
+	uint64_t flows_capacity;
+	uint64_t memory_bytes;
+};
+
+/* Create an engine tracking at most max_flows flows; events go to sink (may be NULL: none).
+ * cfg must stay valid until the next ENG_SetConfig or ENG_Destroy. start is the time base. */
+struct engine *ENG_Create(const struct config *cfg, uint32_t max_flows, struct event_sink *sink,
+			  const uint8_t seed[16], const struct engine_time *start);
+
+/* Use another configuration (after a reload). */
+void ENG_SetConfig(struct engine *e, const struct config *cfg);
+
+/* Set the current time for the packets that follow (once per receive batch inline; per packet
+ * offline). */
+void ENG_SetTime(struct engine *e, const struct engine_time *now);
+
+/* Process one IP packet and return its verdict. Never fails: whatever the bytes, a verdict. */
+enum rg_verdict ENG_Packet(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen);
+
+/* Expire idle flows up to the current time, with bounded work per call. */
+void ENG_Tick(struct engine *e);
+
+/* End every flow (flow events with reason "shutdown"). */
+void ENG_Shutdown(struct engine *e);
+
+/* Counters. */
+void ENG_GetStats(const struct engine *e, struct engine_stats *st);
+
+/* Add src's counters to dst. */
+void ENG_AddStats(struct engine_stats *dst, const struct engine_stats *src);
+
+/* Free the engine. */
+void ENG_Destroy(struct engine *e);
+
+#endif

@@ -1,0 +1,291 @@
+/* Event output. Packet threads never touch the file: each one appends finished lines to its own
+ * single-producer ring; the control thread drains the rings into the file. A full ring or an
+ * exhausted rate limit drops the event and counts it, so a RST flood can neither block the
+ * packet path nor fill the disk. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "log.h"
+
+#define MAX_SINKS 72
+
+struct event_sink {
+	char *ring;
+	size_t size;                    /* power of two */
+	_Atomic size_t head;            /* producer position */
+	_Atomic size_t tail;            /* consumer position */
+	_Atomic uint64_t written, ring_dropped;
+};
+
+static struct {
+	int fd;
+	char *path;
+	int is_stdout;
+	int wake_fd;
+	struct event_sink *sinks[MAX_SINKS];
+	_Atomic int nsinks;
+	uint64_t write_errors;
+
+	/* Token bucket shared by all threads; taken only when an event is about to be written. */
+	pthread_mutex_t rate_lock;
+	double tokens;
+	double rate, burst;
+	uint64_t last_ns;
+	uint64_t rate_dropped;
+} ev = { .fd = -1, .wake_fd = -1, .rate_lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int
+open_output(const char *path)
+{
+	int fd;
+
+	if (strcmp(path, "-") == 0)
+		return STDOUT_FILENO;
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (fd < 0)
+		log_warn("cannot open event file %s", path);
+	return fd;
+}
+
+int
+EV_Initialise(const char *path, uint32_t rate, uint32_t burst)
+{
+	ev.fd = open_output(path);
+	if (ev.fd < 0)
+		return -1;
+	ev.is_stdout = (ev.fd == STDOUT_FILENO);
+	ev.path = strdup(path);
+	ev.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ev.path == NULL || ev.wake_fd < 0) {
+		log_warn("event output setup");
+		return -1;
+	}
+	EV_SetRate(rate, burst);
+	ev.tokens = burst;
+	return 0;
+}
+
+void
+EV_SetRate(uint32_t rate, uint32_t burst)
+{
+	pthread_mutex_lock(&ev.rate_lock);
+	ev.rate = rate;
+	ev.burst = burst;
+	if (ev.tokens > burst)
+		ev.tokens = burst;
+	pthread_mutex_unlock(&ev.rate_lock);
+}
+
+struct event_sink *
+EV_CreateSink(size_t ring_bytes)
+{
+	struct event_sink *s;
+	size_t size = 4096;
+	int n = atomic_load(&ev.nsinks);
+
+	if (n >= MAX_SINKS)
+		return NULL;
+	while (size < ring_bytes)
+		size <<= 1;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->ring = malloc(size);
+	if (s->ring == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->size = size;
+	ev.sinks[n] = s;
+	atomic_store(&ev.nsinks, n + 1);
+	return s;
+}
+
+int
+EV_Allow(struct event_sink *s, uint64_t now_ns)
+{
+	int ok;
+
+	(void)s;
+	pthread_mutex_lock(&ev.rate_lock);
+	if (now_ns > ev.last_ns) {
+		ev.tokens += (double)(now_ns - ev.last_ns) * ev.rate / 1e9;
+		if (ev.tokens > ev.burst)
+			ev.tokens = ev.burst;
+		ev.last_ns = now_ns;
+	}
+	ok = ev.tokens >= 1.0;
+	if (ok)
+		ev.tokens -= 1.0;
+	else
+		ev.rate_dropped++;
+	pthread_mutex_unlock(&ev.rate_lock);
+	return ok;
+}
+
+int
+EV_Submit(struct event_sink *s, const char *line, size_t len)
+{
+	size_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+	size_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+	size_t off, first;
+
+	if (len > s->size - (head - tail)) {
+		atomic_fetch_add_explicit(&s->ring_dropped, 1, memory_order_relaxed);
+		return -1;
+	}
+	off = head & (s->size - 1);
+	first = s->size - off < len ? s->size - off : len;
+	memcpy(s->ring + off, line, first);
+	memcpy(s->ring, line + first, len - first);
+	atomic_store_explicit(&s->head, head + len, memory_order_release);
+	atomic_fetch_add_explicit(&s->written, 1, memory_order_relaxed);
+
+	/* Wake the writer early when the ring crosses half full; otherwise its periodic drain
+	 * suffices. One write per crossing keeps this off the common path. */
+	if (head - tail <= s->size / 2 && head + len - tail > s->size / 2) {
+		uint64_t one = 1;
+
+		if (write(ev.wake_fd, &one, sizeof(one)) < 0) {
+			/* counter saturated: the writer is already due */
+		}
+	}
+	return 0;
+}
+
+static int
+write_all(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(ev.fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				/* stdout that is a non-blocking pipe: give up on this chunk */
+				return -1;
+			}
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+size_t
+EV_Flush(void)
+{
+	size_t total = 0;
+	int n = atomic_load(&ev.nsinks);
+	uint64_t junk;
+
+	if (ev.wake_fd >= 0 && read(ev.wake_fd, &junk, sizeof(junk)) < 0) {
+		/* nothing pending */
+	}
+	for (int i = 0; i < n; i++) {
+		struct event_sink *s = ev.sinks[i];
+		size_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+		size_t head = atomic_load_explicit(&s->head, memory_order_acquire);
+
+		while (tail != head) {
+			size_t off = tail & (s->size - 1);
+			size_t chunk = head - tail;
+
+			if (chunk > s->size - off)
+				chunk = s->size - off;
+			if (ev.fd >= 0 && write_all(s->ring + off, chunk) < 0) {
+				if (ev.write_errors++ == 0)
+					log_warn("writing events to %s", ev.path);
+			}
+			tail += chunk;
+			total += chunk;
+		}
+		atomic_store_explicit(&s->tail, tail, memory_order_release);
+	}
+	return total;
+}
+
+int
+EV_Reopen(void)
+{
+	int fd;
+
+	if (ev.path == NULL || ev.is_stdout)
+		return 0;
+	EV_Flush();
+	fd = open_output(ev.path);
+	if (fd < 0)
+		return -1;
+	close(ev.fd);
+	ev.fd = fd;
+	log_info("reopened event file %s", ev.path);
+	return 0;
+}
+
+void
+EV_Finalise(void)
+{
+	int n = atomic_load(&ev.nsinks);
+
+	EV_Flush();
+	if (ev.fd >= 0 && !ev.is_stdout)
+		close(ev.fd);
+	ev.fd = -1;
+	for (int i = 0; i < n; i++) {
+		free(ev.sinks[i]->ring);
+		free(ev.sinks[i]);
+		ev.sinks[i] = NULL;
+	}
+	atomic_store(&ev.nsinks, 0);
+	if (ev.wake_fd >= 0)
+		close(ev.wake_fd);
+	ev.wake_fd = -1;
+	free(ev.path);
+	ev.path = NULL;
+}
+
+void
+EV_GetStats(struct event_stats *st)
+{
+	int n = atomic_load(&ev.nsinks);
+
+	memset(st, 0, sizeof(*st));
+	for (int i = 0; i < n; i++) {
+		st->written += atomic_load(&ev.sinks[i]->written);
+		st->ring_dropped += atomic_load(&ev.sinks[i]->ring_dropped);
+	}
+	pthread_mutex_lock(&ev.rate_lock);
+	st->rate_dropped = ev.rate_dropped;
+	pthread_mutex_unlock(&ev.rate_lock);
+	st->write_errors = ev.write_errors;
+}
+
+void
+EV_FormatTime(uint64_t real_ns, char *buf, size_t buflen)
+{
+	time_t secs = (time_t)(real_ns / 1000000000ULL);
+	unsigned usec = (unsigned)((real_ns % 1000000000ULL) / 1000);
+	struct tm tm;
+	char base[24];
+
+	gmtime_r(&secs, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, buflen, "%s.%06u+0000", base, usec);
+}
+
+int
+EV_WakeFd(void)
+{
+	return ev.wake_fd;
+}

@@ -1,0 +1,279 @@
+/* The flow table. Records are preallocated in one array and recycled through a free list; the
+ * index is an open-addressing array of 8-byte slots {low 32 bits of the hash, record index + 1}
+ * with linear probing at a load factor of at most 0.7 and backward-shift deletion, so lookups
+ * touch one or two cache lines and no tombstones build up. The hash is SipHash-1-3 under a
+ * random key over the endpoints in canonical order, so both directions meet in one record and
+ * crafted addresses cannot be aimed at one bucket. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "flow.h"
+#include "siphash.h"
+
+struct flow_table {
+	struct flow *flows;
+	uint64_t *slots;        /* 0 = empty; else (hash32 << 32) | (index + 1) */
+	uint32_t mask;
+	uint32_t cap;
+	uint32_t count;
+	uint32_t free_head;
+	uint32_t max_probe;
+	uint8_t key[16];
+	uint8_t id_key[16];
+};
+
+/* Canonical key: the lower (address, port) endpoint first, so both directions hash alike. */
+struct canon_key {
+	uint8_t a[16], b[16];
+	uint16_t pa, pb;
+	uint8_t family;
+} __attribute__((packed));
+
+static inline int
+endpoint_cmp(const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb)
+{
+	int c = memcmp(a, b, 16);
+
+	if (c != 0)
+		return c;
+	return (int)pa - (int)pb;
+}
+
+static inline void
+make_key(struct canon_key *k, const uint8_t *src, uint16_t sp, const uint8_t *dst, uint16_t dp, uint8_t family)
+{
+	if (endpoint_cmp(src, sp, dst, dp) <= 0) {
+		memcpy(k->a, src, 16); memcpy(k->b, dst, 16); k->pa = sp; k->pb = dp;
+	} else {
+		memcpy(k->a, dst, 16); memcpy(k->b, src, 16); k->pa = dp; k->pb = sp;
+	}
+	k->family = family;
+}
+
+struct flow_table *
+FLOW_CreateTable(uint32_t max_flows, const uint8_t seed[16])
+{
+	struct flow_table *t;
+	uint64_t want = (uint64_t)max_flows * 10 / 7 + 1;
+	uint32_t size = 16;
+
+	if (max_flows == 0 || max_flows > (1u << 28))
+		return NULL;
+	while (size < want)
+		size <<= 1;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	t->flows = calloc(max_flows, sizeof(struct flow));
+	t->slots = calloc(size, sizeof(uint64_t));
+	if (t->flows == NULL || t->slots == NULL) {
+		FLOW_DestroyTable(t);
+		return NULL;
+	}
+	t->mask = size - 1;
+	t->cap = max_flows;
+	memcpy(t->key, seed, 16);
+	for (int i = 0; i < 16; i++)
+		t->id_key[i] = seed[i] ^ 0x5a;
+	/* Free list through timer_next, lowest index first. */
+	for (uint32_t i = 0; i < max_flows; i++)
+		t->flows[i].timer_next = i + 1 < max_flows ? i + 1 : FLOW_NIL;
+	t->free_head = 0;
+	return t;
+}
+
+void
+FLOW_DestroyTable(struct flow_table *t)
+{
+	if (t == NULL)
+		return;
+	free(t->flows);
+	free(t->slots);
+	free(t);
+}
+
+static inline int
+same_family(const struct flow *f, const struct pkt *p)
+{
+	return ((f->flags & FL_IPV6) != 0) == (p->family == AF_INET6);
+}
+
+int
+FLOW_Lookup(struct flow_table *t, const struct pkt *p, struct flow_ref *ref)
+{
+	struct canon_key k;
+	uint32_t h, pos;
+
+	make_key(&k, p->src, p->sport, p->dst, p->dport, p->family);
+	h = (uint32_t)SIP_Hash13(t->key, &k, sizeof(k));
+	ref->hash = h;
+	for (pos = h & t->mask;; pos = (pos + 1) & t->mask) {
+		uint64_t s = t->slots[pos];
+		struct flow *f;
+		uint32_t idx;
+
+		if (s == 0)
+			return 0;
+		if ((uint32_t)(s >> 32) != h)
+			continue;
+		idx = (uint32_t)s - 1;
+		f = &t->flows[idx];
+		if (!same_family(f, p))
+			continue;
+		if (p->sport == f->cport && p->dport == f->sport &&
+		    memcmp(p->src, f->cli, 16) == 0 && memcmp(p->dst, f->srv, 16) == 0) {
+			ref->dir = DIR_TOSERVER;
+		} else if (p->sport == f->sport && p->dport == f->cport &&
+			   memcmp(p->src, f->srv, 16) == 0 && memcmp(p->dst, f->cli, 16) == 0) {
+			ref->dir = DIR_TOCLIENT;
+		} else {
+			continue;
+		}
+		ref->flow = f;
+		ref->index = idx;
+		return 1;
+	}
+}
+
+int
+FLOW_Insert(struct flow_table *t, const struct pkt *p, int client_is_src, struct flow_ref *ref)
+{
+	uint32_t idx, pos, probe = 0;
+	struct flow *f;
+
+	if (t->free_head == FLOW_NIL)
+		return 0;
+	idx = t->free_head;
+	f = &t->flows[idx];
+	t->free_head = f->timer_next;
+	memset(f, 0, sizeof(*f));
+	if (client_is_src) {
+		memcpy(f->cli, p->src, 16); memcpy(f->srv, p->dst, 16);
+		f->cport = p->sport; f->sport = p->dport;
+		ref->dir = DIR_TOSERVER;
+	} else {
+		memcpy(f->cli, p->dst, 16); memcpy(f->srv, p->src, 16);
+		f->cport = p->dport; f->sport = p->sport;
+		ref->dir = DIR_TOCLIENT;
+	}
+	if (p->family == AF_INET6)
+		f->flags |= FL_IPV6;
+	f->timer_next = f->timer_prev = FLOW_NIL;
+
+	for (pos = ref->hash & t->mask; t->slots[pos] != 0; pos = (pos + 1) & t->mask)
+		probe++;
+	t->slots[pos] = ((uint64_t)ref->hash << 32) | (idx + 1);
+	if (probe > t->max_probe)
+		t->max_probe = probe;
+	t->count++;
+	ref->flow = f;
+	ref->index = idx;
+	return 1;
+}
+
+void
+FLOW_Remove(struct flow_table *t, uint32_t index)
+{
+	struct flow *f = &t->flows[index];
+	struct canon_key k;
+	uint32_t h, pos, next;
+
+	make_key(&k, f->cli, f->cport, f->srv, f->sport, (f->flags & FL_IPV6) ? AF_INET6 : AF_INET);
+	h = (uint32_t)SIP_Hash13(t->key, &k, sizeof(k));
+	for (pos = h & t->mask; (uint32_t)t->slots[pos] != index + 1; pos = (pos + 1) & t->mask) {
+		if (t->slots[pos] == 0)
+			return;  /* not indexed: nothing to undo */
+	}
+	/* Backward-shift deletion: pull later members of the probe run into the hole when their
+	 * home slot does not lie between the hole and their current slot. */
+	for (next = (pos + 1) & t->mask; t->slots[next] != 0; next = (next + 1) & t->mask) {
+		uint32_t home = (uint32_t)(t->slots[next] >> 32) & t->mask;
+
+		if (((next - home) & t->mask) >= ((next - pos) & t->mask)) {
+			t->slots[pos] = t->slots[next];
+			pos = next;
+		}
+	}
+	t->slots[pos] = 0;
+	f->state = TCP_NONE;
+	f->timer_next = t->free_head;
+	t->free_head = index;
+	t->count--;
+}
+
+struct flow *
+FLOW_Get(struct flow_table *t, uint32_t index)
+{
+	return &t->flows[index];
+}
+
+uint32_t
+FLOW_Count(const struct flow_table *t)
+{
+	return t->count;
+}
+
+uint32_t
+FLOW_Capacity(const struct flow_table *t)
+{
+	return t->cap;
+}
+
+size_t
+FLOW_MemoryBytes(const struct flow_table *t)
+{
+	return sizeof(*t) + (size_t)t->cap * sizeof(struct flow) + ((size_t)t->mask + 1) * sizeof(uint64_t);
+}
+
+static uint64_t
+make_id(const struct flow_table *t, const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb,
+	uint8_t family, uint32_t start)
+{
+	struct {
+		struct canon_key k;
+		uint32_t start;
+	} __attribute__((packed)) in;
+	uint64_t id;
+
+	make_key(&in.k, a, pa, b, pb, family);
+	in.start = start;
+	/* 51 bits: JSON consumers that read numbers as doubles keep it exact. */
+	id = SIP_Hash13(t->id_key, &in, sizeof(in)) & ((1ULL << 51) - 1);
+	return id ? id : 1;
+}
+
+uint64_t
+FLOW_Id(const struct flow_table *t, const struct flow *f)
+{
+	return make_id(t, f->cli, f->cport, f->srv, f->sport, (f->flags & FL_IPV6) ? AF_INET6 : AF_INET,
+		       f->first_seen_cs);
+}
+
+uint64_t
+FLOW_IdForPacket(const struct flow_table *t, const struct pkt *p)
+{
+	return make_id(t, p->src, p->sport, p->dst, p->dport, p->family, 0);
+}
+
+uint32_t
+FLOW_MaxProbe(const struct flow_table *t)
+{
+	return t->max_probe;
+}
+
+const char *
+FLOW_StateName(enum tcp_state s)
+{
+	static const char *const names[TCP_STATE_MAX] = {
+		"none", "syn_sent", "syn_recv", "established", "fin_wait", "closing", "time_wait", "closed",
+	};
+
+	return (unsigned)s < TCP_STATE_MAX ? names[s] : "unknown";
+}
+
+int
+FLOW_StateIsEstablished(enum tcp_state s)
+{
+	return s == TCP_ESTABLISHED;
+}

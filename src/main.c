@@ -1,0 +1,490 @@
+/* rstguard: command line, start-up, the control thread (signals, reload, event output) and one
+ * packet thread per queue. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "engine.h"
+#include "event.h"
+#include "log.h"
+#include "nfq.h"
+#include "notify.h"
+
+#define EVENT_RING_BYTES (1u << 20)
+#define CONTROL_POLL_MS 200
+
+/* Command-line settings; each overrides the file's value when given. */
+struct cli {
+	const char *config_file;
+	int has_queue, has_mode, has_events, has_idle, keepalive;
+	uint16_t queue;
+	enum rg_mode mode;
+	const char *events;
+	uint32_t idle_timeout;
+	int check_only;
+};
+
+struct worker {
+	pthread_t thread;
+	struct nfq *q;
+	struct engine *eng;
+	atomic_uint seen_gen;
+	atomic_int done;
+	struct nfq_stats qstats;   /* saved when the queue is closed */
+};
+
+static volatile sig_atomic_t got_term, got_hup, got_usr1;
+
+static atomic_int stop_flag;
+static _Atomic(const struct config *) live_cfg;
+static atomic_uint cfg_gen;
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		got_hup = 1;
+	else if (sig == SIGUSR1)
+		got_usr1 = 1;
+	else
+		got_term = 1;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: rstguard [-c FILE] [-q NUM] [-m detect|enforce] [-e PATH] [--idle-timeout SECONDS]\n"
+		"                [--keepalive] [-t|--check-config] [-V|--version] [-h|--help]\n"
+		"\n"
+		"  -c, --config FILE        libconfig file (default: built-in settings)\n"
+		"  -q, --queue NUM          first NFQUEUE number\n"
+		"  -m, --mode MODE          detect (never changes a verdict) or enforce (apply the policy)\n"
+		"  -e, --events PATH        JSON-lines event file, - for standard output\n"
+		"      --idle-timeout SECS  idle timeout of the middlebox beyond the gateway (0: none)\n"
+		"      --keepalive          keep idle flows alive with keepalive probes\n"
+		"  -t, --check-config       check the configuration and exit\n"
+		"  -V, --version            print the version and exit\n"
+		"  -h, --help               print this help and exit\n");
+}
+
+/* Strict unsigned parse: digits only, no sign, no trailing text, within [lo, hi]. */
+static int
+parse_uint(const char *s, unsigned long lo, unsigned long hi, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static void
+parse_args(int argc, char **argv, struct cli *cli)
+{
+	enum { OPT_IDLE = 256, OPT_KEEPALIVE };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "queue", required_argument, NULL, 'q' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "events", required_argument, NULL, 'e' },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+		{ "keepalive", no_argument, NULL, OPT_KEEPALIVE },
+		{ "check-config", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint32_t v;
+	int c, m;
+
+	while ((c = getopt_long(argc, argv, "c:q:m:e:tVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cli->config_file = optarg;
+			break;
+		case 'q':
+			if (parse_uint(optarg, 0, 65535, &v) < 0) {
+				fprintf(stderr, "rstguard: invalid queue number '%s' (0..65535)\n", optarg);
+				exit(2);
+			}
+			cli->has_queue = 1;
+			cli->queue = (uint16_t)v;
+			break;
+		case 'm':
+			m = CFG_ParseMode(optarg);
+			if (m < 0) {
+				fprintf(stderr, "rstguard: invalid mode '%s' (detect or enforce)\n", optarg);
+				exit(2);
+			}
+			cli->has_mode = 1;
+			cli->mode = (enum rg_mode)m;
+			break;
+		case 'e':
+			if (optarg[0] == '\0') {
+				fprintf(stderr, "rstguard: empty event path\n");
+				exit(2);
+			}
+			cli->has_events = 1;
+			cli->events = optarg;
+			break;
+		case OPT_IDLE:
+			if (parse_uint(optarg, 0, 86400, &v) < 0 || (v > 0 && v < 10)) {
+				fprintf(stderr, "rstguard: invalid idle timeout '%s' (0, or 10..86400 seconds)\n", optarg);
+				exit(2);
+			}
+			cli->has_idle = 1;
+			cli->idle_timeout = v;
+			break;
+		case OPT_KEEPALIVE:
+			cli->keepalive = 1;
+			break;
+		case 't':
+			cli->check_only = 1;
+			break;
+		case 'V':
+			printf("rstguard %s\n", PACKAGE_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "rstguard: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		exit(2);
+	}
+}
+
+/* Build a configuration: the file (or the defaults), then the command line on top. Returns 0,
+ * or -1 with errs filled. */
+static int
+build_config(const struct cli *cli, struct config *cfg, struct config_errors *errs)
+{
+	int rc = 0;
+
+	if (cli->config_file)
+		rc = CFG_Load(cfg, cli->config_file, errs);
+	else
+		CFG_SetDefaults(cfg);
+	if (cli->has_queue)
+		cfg->queue_num = cli->queue;
+	if (cli->has_mode)
+		cfg->mode = cli->mode;
+	if (cli->has_events) {
+		free(cfg->events_path);
+		cfg->events_path = strdup(cli->events);
+	}
+	if (cli->has_idle)
+		cfg->idle_timeout = cli->idle_timeout;
+	if (cli->keepalive)
+		cfg->keepalive = 1;
+	if (rc == 0 && CFG_Validate(cfg, errs) != 0)
+		rc = -1;
+	return errs->count ? -1 : rc;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	NFQ_Run(w->q, w->eng, &stop_flag, &live_cfg, &cfg_gen, &w->seen_gen);
+	NFQ_GetStats(w->q, &w->qstats);
+	NFQ_Close(w->q);
+	w->q = NULL;
+	ENG_Shutdown(w->eng);
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+/* Settings bound at start-up keep their running values; say so instead of half-applying them. */
+static void
+keep_restart_only(struct config *nc, const struct config *old)
+{
+	if (nc->queue_num != old->queue_num || nc->queue_count != old->queue_count ||
+	    nc->queue_maxlen != old->queue_maxlen || nc->copy_range != old->copy_range ||
+	    nc->fail_open != old->fail_open || nc->rcvbuf != old->rcvbuf || nc->batch != old->batch)
+		log_warnx("reload: queue settings changed: requires restart");
+	if (nc->flows_max != old->flows_max)
+		log_warnx("reload: flows.max changed: requires restart");
+	if (strcmp(nc->events_path, old->events_path) != 0)
+		log_warnx("reload: events.path changed: requires restart");
+	if (nc->log_syslog != old->log_syslog)
+		log_warnx("reload: log.target changed: requires restart");
+	nc->queue_num = old->queue_num;
+	nc->queue_count = old->queue_count;
+	nc->queue_maxlen = old->queue_maxlen;
+	nc->copy_range = old->copy_range;
+	nc->fail_open = old->fail_open;
+	nc->rcvbuf = old->rcvbuf;
+	nc->batch = old->batch;
+	nc->flows_max = old->flows_max;
+	free(nc->events_path);
+	nc->events_path = strdup(old->events_path);
+	nc->log_syslog = old->log_syslog;
+}
+
+static int
+all_acked(struct worker *w, unsigned n, unsigned gen)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (atomic_load(&w[i].seen_gen) != gen && !atomic_load(&w[i].done))
+			return 0;
+	return 1;
+}
+
+/* SIGHUP: parse into a new configuration and swap it in only if it is valid; reopen the event
+ * file either way (logrotate). */
+static void
+reload(const struct cli *cli, struct config **cur, struct config **retired, struct worker *w, unsigned n)
+{
+	struct config *nc = calloc(1, sizeof(*nc));
+	struct config_errors errs = { 0 };
+
+	NOTIFY_Reloading();
+	/* The previous swap must be acknowledged before its old config can be freed. */
+	for (int i = 0; *retired && i < 50 && !all_acked(w, n, atomic_load(&cfg_gen)); i++)
+		usleep(20000);
+	if (*retired && all_acked(w, n, atomic_load(&cfg_gen))) {
+		CFG_Free(*retired);
+		free(*retired);
+		*retired = NULL;
+	}
+	if (nc == NULL) {
+		log_warnx("reload: out of memory");
+	} else if (*retired) {
+		log_warnx("reload: the previous reload is still being applied; try again");
+		free(nc);
+	} else if (build_config(cli, nc, &errs) < 0) {
+		for (size_t i = 0; i < errs.count; i++) {
+			if (errs.items[i].line > 0)
+				log_warnx("%s:%d: %s", errs.items[i].file, errs.items[i].line, errs.items[i].message);
+			else
+				log_warnx("%s: %s", errs.items[i].file, errs.items[i].message);
+		}
+		log_warnx("reload failed: keeping the running configuration");
+		CFG_Free(nc);
+		free(nc);
+	} else {
+		keep_restart_only(nc, *cur);
+		LOG_SetLevel((enum log_level)nc->log_level);
+		EV_SetRate(nc->events_rate, nc->events_burst);
+		atomic_store(&live_cfg, nc);
+		atomic_fetch_add(&cfg_gen, 1);
+		*retired = *cur;
+		*cur = nc;
+		log_info("configuration reloaded (mode %s)", CFG_ModeName(nc->mode));
+	}
+	CFG_FreeErrors(&errs);
+	EV_Reopen();
+	NOTIFY_Send("READY=1");
+}
+
+static void
+log_stats(struct worker *w, unsigned n)
+{
+	struct engine_stats es = { 0 }, one;
+	struct event_stats ev;
+	char causes[512];
+	size_t off = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		ENG_GetStats(w[i].eng, &one);
+		ENG_AddStats(&es, &one);
+	}
+	EV_GetStats(&ev);
+	log_info("packets %llu: tcp %llu, not_tcp %llu, fragment %llu, truncated %llu, malformed %llu",
+		 (unsigned long long)es.packets, (unsigned long long)es.kind[PKT_TCP],
+		 (unsigned long long)es.kind[PKT_NOT_TCP], (unsigned long long)es.kind[PKT_FRAGMENT],
+		 (unsigned long long)es.kind[PKT_TRUNCATED], (unsigned long long)es.kind[PKT_MALFORMED]);
+	log_info("flows: created %llu (midstream %llu), expired %llu, evicted %llu, reused %llu, untracked packets %llu, active %llu of %llu",
+		 (unsigned long long)es.flows_created, (unsigned long long)es.flows_midstream,
+		 (unsigned long long)es.flows_expired, (unsigned long long)es.flows_evicted,
+		 (unsigned long long)es.flows_reused, (unsigned long long)es.flows_untracked,
+		 (unsigned long long)es.flows_active, (unsigned long long)es.flows_capacity);
+	causes[0] = '\0';
+	for (int c = 0; c < RST_CAUSE_MAX; c++)
+		if (es.rst_cause[c] && off < sizeof(causes))
+			off += (size_t)snprintf(causes + off, sizeof(causes) - off, " %s=%llu",
+						RST_CauseName((enum rst_cause)c), (unsigned long long)es.rst_cause[c]);
+	log_info("rst %llu:%s; forged %llu, dropped %llu, would drop %llu",
+		 (unsigned long long)es.rst, causes, (unsigned long long)es.rst_forged,
+		 (unsigned long long)es.rst_dropped, (unsigned long long)es.rst_would_drop);
+	log_info("events: written %llu, rate-limited %llu, ring full %llu, write errors %llu",
+		 (unsigned long long)ev.written, (unsigned long long)ev.rate_dropped,
+		 (unsigned long long)ev.ring_dropped, (unsigned long long)ev.write_errors);
+}
+
+static void
+log_queue_stats(const struct nfq_stats *qs, unsigned num)
+{
+	log_info("queue %u: packets %llu in %llu batches, accepted %llu, dropped %llu, enobufs %llu, receive errors %llu, bad messages %llu, verdict errors %llu",
+		 num, (unsigned long long)qs->packets, (unsigned long long)qs->batches,
+		 (unsigned long long)qs->accepted, (unsigned long long)qs->dropped,
+		 (unsigned long long)qs->enobufs, (unsigned long long)qs->recv_errors,
+		 (unsigned long long)qs->bad_messages, (unsigned long long)qs->verdict_errors);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	struct config *cfg = calloc(1, sizeof(*cfg)), *retired = NULL;
+	struct config_errors errs = { 0 };
+	struct worker *workers;
+	struct engine_time start;
+	struct sigaction sa;
+	sigset_t all, waitmask;
+	uint8_t seed[16];
+	unsigned n, started = 0;
+	int rc = 0;
+
+	if (cfg == NULL)
+		return 1;
+	parse_args(argc, argv, &cli);
+	if (build_config(&cli, cfg, &errs) < 0) {
+		CFG_PrintErrors(&errs, stderr);
+		return 1;
+	}
+	CFG_FreeErrors(&errs);
+	if (cli.check_only) {
+		printf("configuration OK\n");
+		CFG_Free(cfg);
+		free(cfg);
+		return 0;
+	}
+
+	LOG_Initialise(cfg->log_syslog, (enum log_level)cfg->log_level);
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		fatal("getrandom");
+	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0)
+		fatalx("cannot open the event output %s", cfg->events_path);
+	atomic_store(&live_cfg, cfg);
+
+	/* Threads inherit a fully blocked mask; only the control thread takes signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigfillset(&waitmask);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
+	sigdelset(&waitmask, SIGHUP);
+	sigdelset(&waitmask, SIGUSR1);
+
+	n = cfg->queue_count;
+	workers = calloc(n, sizeof(*workers));
+	if (workers == NULL)
+		fatalx("out of memory");
+	NFQ_Now(&start);
+	for (unsigned i = 0; i < n; i++) {
+		struct event_sink *sink = EV_CreateSink(EVENT_RING_BYTES);
+
+		workers[i].eng = ENG_Create(cfg, cfg->flows_max / n, sink, seed, &start);
+		if (sink == NULL || workers[i].eng == NULL) {
+			log_warnx("cannot allocate the flow table (flows.max %u)", cfg->flows_max);
+			rc = 1;
+			break;
+		}
+		workers[i].q = NFQ_Open((uint16_t)(cfg->queue_num + i), cfg);
+		if (workers[i].q == NULL) {
+			rc = 1;
+			break;
+		}
+	}
+	for (unsigned i = 0; rc == 0 && i < n; i++) {
+		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+			log_warnx("cannot start the thread of queue %u", cfg->queue_num + i);
+			rc = 1;
+			break;
+		}
+		started++;
+	}
+	if (rc == 0) {
+		log_info("started: mode %s, queue %u..%u, flows.max %u, events %s",
+			 CFG_ModeName(cfg->mode), cfg->queue_num, cfg->queue_num + n - 1, cfg->flows_max,
+			 cfg->events_path);
+		NOTIFY_Send("READY=1");
+	}
+
+	while (rc == 0 && !got_term) {
+		struct pollfd pfd = { .fd = EV_WakeFd(), .events = POLLIN };
+		struct timespec to = { .tv_sec = 0, .tv_nsec = CONTROL_POLL_MS * 1000000L };
+
+		ppoll(&pfd, 1, &to, &waitmask);
+		if (got_hup) {
+			got_hup = 0;
+			reload(&cli, &cfg, &retired, workers, started);
+		}
+		if (got_usr1) {
+			got_usr1 = 0;
+			log_stats(workers, started);
+		}
+		EV_Flush();
+	}
+
+	NOTIFY_Send("STOPPING=1");
+	atomic_store(&stop_flag, 1);
+	/* Keep draining events while the threads give their last verdicts and end their flows. */
+	for (;;) {
+		unsigned done = 0;
+		struct timespec to = { .tv_sec = 0, .tv_nsec = 20 * 1000000L };
+
+		for (unsigned i = 0; i < started; i++)
+			done += (unsigned)atomic_load(&workers[i].done);
+		EV_Flush();
+		if (done == started)
+			break;
+		ppoll(NULL, 0, &to, &waitmask);
+	}
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(workers[i].thread, NULL);
+	EV_Flush();
+	if (started)
+		log_stats(workers, started);
+	for (unsigned i = 0; i < n; i++) {
+		if (i < started)
+			log_queue_stats(&workers[i].qstats, cfg->queue_num + i);
+		NFQ_Close(workers[i].q);  /* only those of threads that never started remain */
+		ENG_Destroy(workers[i].eng);
+	}
+	free(workers);
+	EV_Finalise();
+	log_info("stopped");
+	LOG_Finalise();
+	if (retired) {
+		CFG_Free(retired);
+		free(retired);
+	}
+	CFG_Free(cfg);
+	free(cfg);
+	return rc;
+}

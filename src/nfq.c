@@ -1,0 +1,348 @@
+/* NFQUEUE transport. One socket per queue, one thread per socket. A receive batch blocks (in
+ * poll) for the first message, drains up to queue.batch more without blocking, hands each packet
+ * to the engine, and then sends all the batch's verdicts in one sendmsg, in packet order: one
+ * NFQNL_MSG_VERDICT_BATCH when everything is accepted, individual verdicts otherwise. Every
+ * packet message that carries an id gets a verdict, whatever its bytes. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+
+#include "log.h"
+#include "nfq.h"
+
+/* Room for the netlink and nfqueue headers and attributes around the copied packet bytes. */
+#define NFQ_MSG_OVERHEAD 1024
+#define POLL_MS 100
+
+struct pending_verdict {
+	uint32_t id;
+	uint32_t verdict;
+};
+
+struct nfq {
+	struct mnl_socket *nl;
+	uint16_t num;
+	uint32_t portid;
+	uint32_t seq;
+	char *rbuf;
+	size_t rbuf_len;
+	char *sbuf;
+	size_t sbuf_len;
+	uint32_t batch;
+	struct pending_verdict *pending;
+	uint32_t npending;
+	struct engine *eng;      /* NULL while binding: packets are then accepted untouched */
+	struct nfq_stats st;
+};
+
+void
+NFQ_Now(struct engine_time *t)
+{
+	struct timespec m, r;
+
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &r);
+	t->mono_ns = (uint64_t)m.tv_sec * 1000000000ULL + (uint64_t)m.tv_nsec;
+	t->real_ns = (uint64_t)r.tv_sec * 1000000000ULL + (uint64_t)r.tv_nsec;
+}
+
+static void
+send_verdicts(struct nfq *q)
+{
+	struct nlmsghdr *nlh;
+	size_t off = 0;
+	uint32_t i, all_accept = 1, max_id = 0;
+
+	if (q->npending == 0)
+		return;
+	for (i = 0; i < q->npending; i++) {
+		if (q->pending[i].verdict != NF_ACCEPT)
+			all_accept = 0;
+		if (q->pending[i].id > max_id)
+			max_id = q->pending[i].id;
+	}
+	if (all_accept) {
+		nlh = nfq_nlmsg_put(q->sbuf, NFQNL_MSG_VERDICT_BATCH, q->num);
+		nfq_nlmsg_verdict_put(nlh, (int)max_id, NF_ACCEPT);
+		off = nlh->nlmsg_len;
+		q->st.accepted += q->npending;
+	} else {
+		for (i = 0; i < q->npending; i++) {
+			nlh = nfq_nlmsg_put(q->sbuf + off, NFQNL_MSG_VERDICT, q->num);
+			nfq_nlmsg_verdict_put(nlh, (int)q->pending[i].id, (int)q->pending[i].verdict);
+			off += NLMSG_ALIGN(nlh->nlmsg_len);
+			if (q->pending[i].verdict == NF_ACCEPT)
+				q->st.accepted++;
+			else
+				q->st.dropped++;
+		}
+	}
+	if (mnl_socket_sendto(q->nl, q->sbuf, off) < 0) {
+		if (q->st.verdict_errors++ == 0)
+			log_warn("queue %u: sending verdicts", q->num);
+	}
+	q->npending = 0;
+}
+
+static int
+packet_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nfq *q = data;
+	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
+	struct nfqnl_msg_packet_hdr *ph;
+	const uint8_t *payload = NULL;
+	uint32_t plen = 0, wirelen, verdict = NF_ACCEPT;
+
+	if (nfq_nlmsg_parse(nlh, attr) < 0 || attr[NFQA_PACKET_HDR] == NULL) {
+		q->st.bad_messages++;
+		return MNL_CB_OK;
+	}
+	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+	if (attr[NFQA_PAYLOAD]) {
+		payload = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
+		plen = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
+	}
+	wirelen = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : plen;
+	q->st.packets++;
+	if (q->eng && payload)
+		verdict = ENG_Packet(q->eng, payload, plen, wirelen) == RG_DROP ? NF_DROP : NF_ACCEPT;
+	if (q->npending == q->batch)
+		send_verdicts(q);
+	q->pending[q->npending].id = ntohl(ph->packet_id);
+	q->pending[q->npending].verdict = verdict;
+	q->npending++;
+	return MNL_CB_OK;
+}
+
+/* Handle one received datagram. */
+static void
+handle_datagram(struct nfq *q, size_t n)
+{
+	int ret = mnl_cb_run(q->rbuf, n, 0, q->portid, packet_cb, q);
+
+	if (ret < 0) {
+		/* An NLMSG_ERROR from the kernel, e.g. for a verdict on an id it no longer holds. */
+		if (q->st.verdict_errors++ == 0)
+			log_warn("queue %u: netlink error", q->num);
+	}
+}
+
+/* Send a configuration message and wait (bounded) for the kernel's acknowledgement. Packet
+ * messages that arrive meanwhile are accepted, so none is left without a verdict. */
+static int
+config_request(struct nfq *q, struct nlmsghdr *nlh)
+{
+	int fd = mnl_socket_get_fd(q->nl);
+	uint32_t seq = ++q->seq;
+
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	for (int tries = 0; tries < 1000; tries++) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+		int ret;
+
+		if (poll(&pfd, 1, 2000) <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		n = recv(fd, q->rbuf, q->rbuf_len, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN || errno == ENOBUFS)
+				continue;
+			return -1;
+		}
+		ret = mnl_cb_run(q->rbuf, (size_t)n, 0, q->portid, packet_cb, q);
+		send_verdicts(q);
+		if (ret < 0) {
+			struct nlmsghdr *h = (struct nlmsghdr *)q->rbuf;
+
+			if (h->nlmsg_seq == seq)
+				return -1;   /* errno set from the kernel's error */
+			continue;
+		}
+		/* An ACK is an NLMSG_ERROR with error 0, which mnl_cb_run reports as MNL_CB_STOP. */
+		if (ret == MNL_CB_STOP && ((struct nlmsghdr *)q->rbuf)->nlmsg_seq == seq)
+			return 0;
+	}
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+struct nfq *
+NFQ_Open(uint16_t num, const struct config *cfg)
+{
+	struct nfq *q = calloc(1, sizeof(*q));
+	struct nlmsghdr *nlh;
+	uint32_t flags;
+	int fd, sz;
+
+	if (q == NULL)
+		return NULL;
+	q->num = num;
+	q->batch = cfg->batch;
+	q->rbuf_len = cfg->copy_range + NFQ_MSG_OVERHEAD;
+	if (q->rbuf_len < (size_t)MNL_SOCKET_BUFFER_SIZE)
+		q->rbuf_len = (size_t)MNL_SOCKET_BUFFER_SIZE;
+	q->sbuf_len = (size_t)q->batch * 64 + (size_t)MNL_SOCKET_BUFFER_SIZE;
+	q->rbuf = malloc(q->rbuf_len);
+	q->sbuf = malloc(q->sbuf_len);
+	q->pending = calloc(q->batch, sizeof(*q->pending));
+	if (q->rbuf == NULL || q->sbuf == NULL || q->pending == NULL) {
+		log_warnx("queue %u: out of memory", num);
+		goto fail;
+	}
+	q->nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (q->nl == NULL) {
+		log_warn("queue %u: netlink socket", num);
+		goto fail;
+	}
+	if (mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		log_warn("queue %u: netlink bind", num);
+		goto fail;
+	}
+	q->portid = mnl_socket_get_portid(q->nl);
+	fd = mnl_socket_get_fd(q->nl);
+	if (cfg->rcvbuf > 0) {
+		sz = (int)cfg->rcvbuf;
+		/* FORCE goes past net.core.rmem_max; it needs CAP_NET_ADMIN, which we have. */
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0 &&
+		    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) < 0)
+			log_warn("queue %u: receive buffer of %d bytes", num, sz);
+	}
+
+	/* Bind and configure in one message: the kernel applies the command first, then the
+	 * parameters, so no packet is ever copied with the defaults. */
+	nlh = nfq_nlmsg_put(q->sbuf, NFQNL_MSG_CONFIG, num);
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_BIND);
+	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, (int)cfg->copy_range);
+	nfq_nlmsg_cfg_put_qmaxlen(nlh, cfg->queue_maxlen);
+	flags = NFQA_CFG_F_GSO | (cfg->fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
+	if (config_request(q, nlh) < 0) {
+		if (errno == EBUSY)
+			log_warnx("queue %u: already bound by another program", num);
+		else if (errno == EPERM)
+			log_warnx("queue %u: permission denied (CAP_NET_ADMIN is needed)", num);
+		else
+			log_warn("queue %u: bind", num);
+		goto fail;
+	}
+	return q;
+fail:
+	if (q->nl)
+		mnl_socket_close(q->nl);
+	free(q->rbuf);
+	free(q->sbuf);
+	free(q->pending);
+	free(q);
+	return NULL;
+}
+
+/* Receive up to one batch without blocking; returns the number of datagrams handled. */
+static uint32_t
+receive_batch(struct nfq *q, int fd)
+{
+	uint32_t got = 0;
+
+	while (got < q->batch) {
+		ssize_t n = recv(fd, q->rbuf, q->rbuf_len, MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == ENOBUFS) {
+				/* The kernel dropped (or, fail-open, accepted) packets it could not
+				 * queue to us. Count it and carry on: the socket is still good. */
+				q->st.enobufs++;
+				continue;
+			}
+			if (errno != EAGAIN && errno != EWOULDBLOCK && q->st.recv_errors++ == 0)
+				log_warn("queue %u: receive", q->num);
+			break;
+		}
+		handle_datagram(q, (size_t)n);
+		got++;
+	}
+	return got;
+}
+
+void
+NFQ_Run(struct nfq *q, struct engine *eng, atomic_int *stop,
+	_Atomic(const struct config *) *cfg_ptr, atomic_uint *cfg_gen, atomic_uint *seen_gen)
+{
+	int fd = mnl_socket_get_fd(q->nl);
+	struct engine_time now;
+	unsigned gen = atomic_load(seen_gen);
+
+	q->eng = eng;
+	while (!atomic_load_explicit(stop, memory_order_relaxed)) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		unsigned g = atomic_load_explicit(cfg_gen, memory_order_acquire);
+		int ready;
+
+		if (g != gen) {
+			ENG_SetConfig(eng, atomic_load(cfg_ptr));
+			gen = g;
+			atomic_store(seen_gen, g);
+		}
+		ready = poll(&pfd, 1, POLL_MS);
+		NFQ_Now(&now);
+		ENG_SetTime(eng, &now);
+		if (ready > 0) {
+			if (receive_batch(q, fd) > 0)
+				q->st.batches++;
+			send_verdicts(q);
+		} else if (ready < 0 && errno != EINTR && q->st.recv_errors++ == 0) {
+			log_warn("queue %u: poll", q->num);
+		}
+		ENG_Tick(eng);
+	}
+	/* Give a verdict to everything already delivered to us before unbinding: the kernel drops
+	 * whatever is still queued when the queue goes away. */
+	for (int rounds = 0; rounds < 64; rounds++) {
+		if (receive_batch(q, fd) == 0)
+			break;
+		send_verdicts(q);
+	}
+	send_verdicts(q);
+}
+
+void
+NFQ_Close(struct nfq *q)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+
+	if (q == NULL)
+		return;
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_UNBIND);
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		log_warn("queue %u: unbind", q->num);
+	mnl_socket_close(q->nl);
+	free(q->rbuf);
+	free(q->sbuf);
+	free(q->pending);
+	free(q);
+}
+
+void
+NFQ_GetStats(const struct nfq *q, struct nfq_stats *st)
+{
+	*st = q->st;
+}

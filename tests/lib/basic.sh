@@ -1,0 +1,132 @@
+# shellcheck shell=bash
+# basic.sh: the basic detect-mode scenario shared by detect_basic.sh (IPv4) and ipv6.sh: a bulk
+# transfer, a refused connection, a server-side and a client-side SO_LINGER 0 abort, each
+# checked both at the applications and in rstguard's events. Source after netns.sh.
+
+RG_BASIC_PORT_BULK=5001
+RG_BASIC_PORT_REFUSED=5002     # nothing listens there
+RG_BASIC_PORT_SABORT=5003
+RG_BASIC_PORT_CABORT=5004
+
+# shellcheck disable=SC2034 # used by the tests for their plans
+RG_BASIC_POINTS=11             # TAP points printed by rg_basic_run
+# shellcheck disable=SC2034
+RG_BASIC_FLOW_POINTS=2         # by rg_basic_flows
+RG_BASIC_CONNS=()              # "CLIENT_PORT SERVER_PORT" of each connection made
+RG_BASIC_BULK_CPORT=""
+
+# rg_basic_run FAMILY(4|6) BYTES EVENTS_FILE
+rg_basic_run() {
+	local fam=$1 bytes=$2 ev=$3 cli srv cport ok
+	if [ "$fam" = 6 ]; then
+		cli=$RG_CLIENT6
+		srv=$RG_SERVER6
+	else
+		cli=$RG_CLIENT4
+		srv=$RG_SERVER4
+	fi
+
+	# 1. Bulk: every byte arrives, in order (sha256 on both ends).
+	ok=1
+	rg_serve bulk "$RG_SERVER" "$srv" "$RG_BASIC_PORT_BULK" bulk-sink || ok=0
+	if [ "$ok" = 1 ]; then
+		rg_app bulkc "$RG_CLIENT" bulk --to "$srv" --port "$RG_BASIC_PORT_BULK" --bytes "$bytes" || ok=0
+		rg_wait_app bulk 10 || ok=0
+	fi
+	RG_BASIC_BULK_CPORT=$(rg_app_field bulkc sport)
+	RG_BASIC_CONNS+=("$RG_BASIC_BULK_CPORT $RG_BASIC_PORT_BULK")
+	if [ "$ok" = 1 ]; then
+		rg_pass "IPv$fam bulk transfer of $bytes bytes arrives intact (sha256 $(rg_app_field bulkc sha256 | cut -c1-16)..., $(rg_app_field bulkc mbit_s) Mbit/s)"
+	else
+		rg_fail "IPv$fam bulk transfer of $bytes bytes arrives intact"
+		rg_app_diag bulkc
+		rg_app_diag bulk
+	fi
+
+	# 2. A closed port: the server's kernel answers the SYN with RST/ACK (seq 0, window 0).
+	rg_app refused "$RG_CLIENT" connect-refused --to "$srv" --port "$RG_BASIC_PORT_REFUSED"
+	ok=$?
+	cport=$(rg_app_field refused sport)
+	RG_BASIC_CONNS+=("$cport $RG_BASIC_PORT_REFUSED")
+	rg_ok "$ok" "IPv$fam connection to a closed port: the client sees ECONNREFUSED" \
+		"$(cat "$RG_TMP/refused.json" "$RG_TMP/refused.err" 2>/dev/null)"
+	rg_expect_rst "IPv$fam refused" "$ev" "$srv" "$RG_BASIC_PORT_REFUSED" "$cli" "$cport" \
+		rst.cause=refused verdict=accept rst.forged=false rst.direction=toclient rst.flags=RA \
+		rst.state=syn_sent rst.seq=0 rst.window=0 rst.ttl=63
+
+	# 3. The server aborts (SO_LINGER 0) after reading the request: RST/ACK from the server.
+	ok=1
+	rg_serve sabort "$RG_SERVER" "$srv" "$RG_BASIC_PORT_SABORT" linger-abort || ok=0
+	if [ "$ok" = 1 ]; then
+		rg_app sabortc "$RG_CLIENT" expect-reset --to "$srv" --port "$RG_BASIC_PORT_SABORT" || ok=0
+		rg_wait_app sabort 10 || ok=0
+	fi
+	cport=$(rg_app_field sabortc sport)
+	RG_BASIC_CONNS+=("$cport $RG_BASIC_PORT_SABORT")
+	if [ "$ok" = 1 ]; then
+		rg_pass "IPv$fam server SO_LINGER 0 abort: the client sees ECONNRESET"
+	else
+		rg_fail "IPv$fam server SO_LINGER 0 abort: the client sees ECONNRESET"
+		rg_app_diag sabortc
+		rg_app_diag sabort
+	fi
+	rg_expect_rst "IPv$fam server abort" "$ev" "$srv" "$RG_BASIC_PORT_SABORT" "$cli" "$cport" \
+		rst.cause=abort verdict=accept rst.forged=false rst.direction=toclient rst.flags=RA \
+		rst.state=established rst.ttl=63
+
+	# 4. The client aborts after the reply: RST/ACK from the client; the server sees ECONNRESET.
+	ok=1
+	rg_serve cabort "$RG_SERVER" "$srv" "$RG_BASIC_PORT_CABORT" expect-abort || ok=0
+	if [ "$ok" = 1 ]; then
+		rg_app cabortc "$RG_CLIENT" linger-abort-client --to "$srv" --port "$RG_BASIC_PORT_CABORT" || ok=0
+		rg_wait_app cabort 10 || ok=0
+	fi
+	cport=$(rg_app_field cabortc sport)
+	RG_BASIC_CONNS+=("$cport $RG_BASIC_PORT_CABORT")
+	if [ "$ok" = 1 ]; then
+		rg_pass "IPv$fam client SO_LINGER 0 abort: the server sees ECONNRESET"
+	else
+		rg_fail "IPv$fam client SO_LINGER 0 abort: the server sees ECONNRESET"
+		rg_app_diag cabortc
+		rg_app_diag cabort
+	fi
+	rg_expect_rst "IPv$fam client abort" "$ev" "$cli" "$cport" "$srv" "$RG_BASIC_PORT_CABORT" \
+		rst.cause=abort verdict=accept rst.forged=false rst.direction=toserver rst.flags=RA \
+		rst.state=established rst.ttl=64
+
+	# 5. A clean transfer closes with FINs: no rst event for it.
+	local n
+	n=$(rg_rst_count "$ev" "$RG_BASIC_BULK_CPORT" "$RG_BASIC_PORT_BULK")
+	rg_is "$n" 0 "IPv$fam bulk flow (client port $RG_BASIC_BULK_CPORT) produced no rst event"
+}
+
+# rg_basic_flows EVENTS_FILE BYTES: after the daemon stopped: one flow event per connection of
+# rg_basic_run, and the bulk flow's counters cover the transfer.
+rg_basic_flows() {
+	local ev=$1 bytes=$2 c cport sport a b bad=()
+	for c in "${RG_BASIC_CONNS[@]}"; do
+		cport=${c% *}
+		sport=${c#* }
+		a=$(rg_events_count "$ev" flow "src_port=$cport" "dest_port=$sport")
+		b=$(rg_events_count "$ev" flow "src_port=$sport" "dest_port=$cport")
+		[ $((a + b)) -eq 1 ] || bad+=("ports $cport/$sport: $((a + b)) flow events")
+	done
+	if [ ${#bad[@]} -eq 0 ]; then
+		rg_pass "exactly one flow event for each of the ${#RG_BASIC_CONNS[@]} connections"
+	else
+		rg_fail "exactly one flow event for each of the ${#RG_BASIC_CONNS[@]} connections" "${bad[@]}"
+		rg_events_show "$ev" flow
+	fi
+	# toserver is the client's direction, whichever way round the event names the endpoints.
+	a=$(rg_events_count "$ev" flow "src_port=$RG_BASIC_BULK_CPORT" "dest_port=$RG_BASIC_PORT_BULK" \
+		"flow.bytes_toserver>=$bytes" "flow.pkts_toserver>=1" "flow.pkts_toclient>=1")
+	b=$(rg_events_count "$ev" flow "dest_port=$RG_BASIC_BULK_CPORT" "src_port=$RG_BASIC_PORT_BULK" \
+		"flow.bytes_toserver>=$bytes" "flow.pkts_toserver>=1" "flow.pkts_toclient>=1")
+	if [ $((a + b)) -eq 1 ]; then
+		rg_pass "bulk flow event: bytes_toserver >= $bytes, packets both ways"
+	else
+		rg_fail "bulk flow event: bytes_toserver >= $bytes, packets both ways"
+		"$RG_PY" "$RG_EVQ" show "$ev" flow "src_port=$RG_BASIC_BULK_CPORT" 2>&1 | rg_diag
+		"$RG_PY" "$RG_EVQ" show "$ev" flow "dest_port=$RG_BASIC_BULK_CPORT" 2>&1 | rg_diag
+	fi
+}

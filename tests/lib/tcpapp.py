@@ -1,0 +1,494 @@
+#!/usr/bin/python3
+"""tcpapp: small real-socket endpoints for rstguard's end-to-end tests.
+
+Run inside a network namespace with Debian's /usr/bin/python3, e.g.
+    ip netns exec NS /usr/bin/python3 tcpapp.py serve --bind 198.18.3.2 --port 5001 --mode bulk-sink
+    ip netns exec NS /usr/bin/python3 tcpapp.py bulk --to 198.18.3.2 --port 5001 --bytes 20000000
+
+Every subcommand is bounded: each socket has a timeout (--timeout) and the whole process an
+alarm (--deadline), so a test can never hang on it. Each prints one JSON line per result on
+stdout ({"cmd": ..., "ok": true|false, ...}) and exits 0 when the outcome was the expected one,
+1 when it was not, 2 on usage errors, 3 when the deadline fired.
+
+Servers write READY (the word "ready") to --ready-file once they listen, so the shell can wait for
+that instead of racing the client against listen().
+
+New subcommands (scapy injectors, probes) go into COMMANDS at the bottom: one function each,
+taking the parsed arguments and returning (ok, result_dict).
+"""
+
+import argparse
+import errno
+import hashlib
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import sys
+import time
+
+# The bulk stream: slices of one pseudo-random block at offsets that rotate by a prime, so the
+# stream is reproducible from the seed, cheap to produce at GB/s and not periodic at any small
+# boundary (a duplicated or reordered segment changes the digest).
+BLOCK_SIZE = 1 << 20
+CHUNK = 64 * 1024
+SEED = 20261125
+REQUEST = b"GET /rstguard-e2e HTTP/1.0\r\n\r\n"
+REPLY = b"OK rstguard-e2e\n"
+
+
+def emit(obj):
+    """One JSON line on stdout, flushed at once (the shell may be polling the file)."""
+    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def family_of(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def err_name(exc):
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, socket.timeout):
+        return "ETIMEDOUT(socket timeout)"
+    if code is None:
+        return type(exc).__name__
+    return errno.errorcode.get(code, str(code))
+
+
+class Stream:
+    """Deterministic byte stream of a given length."""
+
+    def __init__(self, total, seed=SEED):
+        rnd = random.Random(seed)
+        self.block = rnd.randbytes(BLOCK_SIZE + CHUNK)
+        self.total = total
+
+    def chunks(self):
+        sent = 0
+        i = 0
+        view = memoryview(self.block)
+        while sent < self.total:
+            n = min(CHUNK, self.total - sent)
+            off = (i * 7919 * 13) % BLOCK_SIZE
+            yield view[off:off + n]
+            sent += n
+            i += 1
+
+
+def write_ready(path):
+    """Atomically create the readiness file (write + rename) so a poller never sees half of it."""
+    if not path:
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("ready\n")
+    os.replace(tmp, path)
+
+
+def set_linger_abort(sock):
+    """SO_LINGER {on, 0}: close() then sends a RST instead of a FIN (tcp_send_active_reset)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def make_client(args):
+    """A socket bound to an ephemeral port first, so the result can name the client port
+    even when connect() fails (the events are matched on it)."""
+    fam = family_of(args.to)
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(args.timeout)
+    if args.source:
+        s.bind((args.source, args.source_port))
+    else:
+        s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", args.source_port))
+    return s
+
+
+def sport_of(sock):
+    try:
+        return sock.getsockname()[1]
+    except OSError:
+        return None
+
+
+def recv_line(sock, limit=4096):
+    """Read up to a newline (or EOF, or limit bytes)."""
+    buf = b""
+    while b"\n" not in buf and len(buf) < limit:
+        d = sock.recv(limit - len(buf))
+        if not d:
+            break
+        buf += d
+    return buf
+
+
+# ---------------------------------------------------------------------------------------------
+# servers
+
+def serve_one(mode, conn, peer, args):
+    """Handle one accepted connection; returns (ok, result)."""
+    conn.settimeout(args.timeout)
+    res = {"peer": peer[0], "peer_port": peer[1], "mode": mode}
+    try:
+        if mode == "bulk-sink":
+            h = hashlib.sha256()
+            n = 0
+            while True:
+                d = conn.recv(1 << 18)
+                if not d:
+                    break
+                h.update(d)
+                n += len(d)
+            res.update(bytes=n, sha256=h.hexdigest())
+            conn.sendall((json.dumps({"bytes": n, "sha256": h.hexdigest()}) + "\n").encode())
+            conn.shutdown(socket.SHUT_WR)
+            conn.close()
+            return True, res
+        if mode == "echo":
+            n = 0
+            while True:
+                d = conn.recv(65536)
+                if not d:
+                    break
+                conn.sendall(d)
+                n += len(d)
+            res.update(bytes=n)
+            conn.close()
+            return True, res
+        if mode == "linger-abort":
+            # Read the request, then abort: the kernel sends RST/ACK with seq = SND.NXT.
+            req = recv_line(conn)
+            res.update(request_bytes=len(req))
+            set_linger_abort(conn)
+            conn.close()
+            return len(req) > 0, res
+        if mode == "unread-close":
+            # Read only part of what the client sent, then close normally: with unread data in
+            # the receive queue the kernel sends a RST instead of a FIN (RFC 2525).
+            got = 0
+            while got < args.read_bytes:
+                d = conn.recv(args.read_bytes - got)
+                if not d:
+                    break
+                got += len(d)
+            res.update(read_bytes=got)
+            if args.settle > 0:
+                time.sleep(args.settle)  # let the rest of the client's data arrive unread
+            conn.close()
+            return got > 0, res
+        if mode == "expect-abort":
+            # Answer the request, then wait for the client's SO_LINGER 0 abort: ECONNRESET.
+            req = recv_line(conn)
+            res.update(request_bytes=len(req))
+            if req:
+                conn.sendall(REPLY)
+            try:
+                d = conn.recv(4096)
+                res.update(outcome="eof" if not d else "data")
+                ok = False
+            except ConnectionResetError as e:
+                res.update(outcome="reset", error=err_name(e))
+                ok = True
+            conn.close()
+            return ok, res
+        if mode == "keep-open":
+            # Hold the connection without reading for --hold seconds (or until the peer goes).
+            end = time.monotonic() + args.hold
+            conn.settimeout(0.2)
+            outcome = "held"
+            while time.monotonic() < end:
+                try:
+                    d = conn.recv(65536, socket.MSG_PEEK)
+                    if not d:
+                        outcome = "eof"
+                        break
+                    time.sleep(0.2)
+                except socket.timeout:
+                    continue
+                except ConnectionResetError as e:
+                    outcome = "reset"
+                    res.update(error=err_name(e))
+                    break
+            res.update(outcome=outcome)
+            conn.close()
+            return True, res
+        raise ValueError("unknown mode " + mode)
+    except OSError as e:
+        res.update(error=err_name(e))
+        try:
+            conn.close()
+        except OSError:
+            pass
+        return False, res
+
+
+def cmd_serve(args):
+    fam = family_of(args.bind)
+    ls = socket.socket(fam, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    ls.bind((args.bind, args.port))
+    ls.listen(16)
+    ls.settimeout(args.accept_timeout)
+    write_ready(args.ready_file)
+    all_ok = True
+    for _ in range(args.count):
+        try:
+            conn, peer = ls.accept()
+        except OSError as e:
+            emit({"cmd": "serve", "mode": args.mode, "ok": False, "error": "accept: " + err_name(e)})
+            return False, None
+        ok, res = serve_one(args.mode, conn, peer, args)
+        res.update(cmd="serve", ok=ok)
+        emit(res)
+        all_ok = all_ok and ok
+    ls.close()
+    return all_ok, None
+
+
+# ---------------------------------------------------------------------------------------------
+# clients
+
+def cmd_bulk(args):
+    """Send --bytes of the deterministic stream, half-close, and check the server's digest."""
+    s = make_client(args)
+    res = {"to": args.to, "port": args.port, "bytes": args.bytes}
+    stream = Stream(args.bytes)
+    h = hashlib.sha256()
+    sent = 0
+    t0 = time.monotonic()
+    last_progress = 0.0
+    try:
+        s.connect((args.to, args.port))
+        res["sport"] = sport_of(s)
+        for c in stream.chunks():
+            s.sendall(c)
+            h.update(c)
+            sent += len(c)
+            now = time.monotonic()
+            if args.rate > 0:
+                # Pace to --rate bytes/s so the transfer lasts a known time.
+                ahead = sent / args.rate - (now - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+            if args.progress_file and now - last_progress >= 0.1:
+                with open(args.progress_file + ".tmp", "w") as f:
+                    f.write("%d\n" % sent)
+                os.replace(args.progress_file + ".tmp", args.progress_file)
+                last_progress = now
+        s.shutdown(socket.SHUT_WR)
+        report = recv_line(s, 1 << 16)
+        s.close()
+    except OSError as e:
+        res.update(ok=False, sent=sent, error=err_name(e), sport=res.get("sport") or sport_of(s))
+        return False, res
+    dt = time.monotonic() - t0
+    res.update(sent=sent, sha256=h.hexdigest(), seconds=round(dt, 3),
+               mbit_s=round(sent * 8 / dt / 1e6, 1) if dt > 0 else None)
+    try:
+        rep = json.loads(report.decode())
+    except ValueError:
+        res.update(error="bad report from server: %r" % report[:200])
+        return False, res
+    res.update(server_bytes=rep.get("bytes"), server_sha256=rep.get("sha256"))
+    ok = rep.get("bytes") == args.bytes and rep.get("sha256") == h.hexdigest()
+    return ok, res
+
+
+def cmd_connect_refused(args):
+    """Connect to a port with no listener: the server's kernel answers RST/ACK -> ECONNREFUSED."""
+    s = make_client(args)
+    res = {"to": args.to, "port": args.port, "sport": sport_of(s)}
+    try:
+        s.connect((args.to, args.port))
+        res.update(outcome="connected")
+        s.close()
+        return False, res
+    except ConnectionRefusedError as e:
+        res.update(outcome="refused", error=err_name(e))
+        return True, res
+    except OSError as e:
+        res.update(outcome="other", error=err_name(e))
+        return False, res
+
+
+def cmd_connect_timeout(args):
+    """Connect and expect no answer at all (the path drops packets): ok on a timeout."""
+    s = make_client(args)
+    res = {"to": args.to, "port": args.port, "sport": sport_of(s)}
+    try:
+        s.connect((args.to, args.port))
+        res.update(outcome="connected")
+        s.close()
+        return False, res
+    except socket.timeout:
+        res.update(outcome="timeout")
+        return True, res
+    except OSError as e:
+        res.update(outcome="other", error=err_name(e))
+        return False, res
+
+
+def cmd_expect_reset(args):
+    """Against a linger-abort server: send the request, then expect ECONNRESET."""
+    s = make_client(args)
+    res = {"to": args.to, "port": args.port, "sport": sport_of(s)}
+    try:
+        s.connect((args.to, args.port))
+        s.sendall(REQUEST)
+        d = s.recv(4096)
+        if d:
+            res.update(outcome="data")
+            return False, res
+        # EOF first: a reset may still follow on the next operation.
+        res.update(outcome="eof")
+        try:
+            s.sendall(b"x")
+            time.sleep(0.2)
+            s.recv(4096)
+        except ConnectionResetError as e:
+            res.update(outcome="eof-then-reset", error=err_name(e))
+            return True, res
+        return False, res
+    except ConnectionResetError as e:
+        res.update(outcome="reset", error=err_name(e))
+        return True, res
+    except OSError as e:
+        res.update(outcome="other", error=err_name(e))
+        return False, res
+    finally:
+        s.close()
+
+
+def cmd_linger_abort_client(args):
+    """Client-side abort: request, wait for the reply (so the flow is established with data both
+    ways), then close with SO_LINGER 0 -> the client's kernel sends RST/ACK."""
+    s = make_client(args)
+    res = {"to": args.to, "port": args.port, "sport": sport_of(s)}
+    try:
+        s.connect((args.to, args.port))
+        s.sendall(REQUEST)
+        rep = recv_line(s)
+        res.update(reply_bytes=len(rep))
+        set_linger_abort(s)
+        s.close()
+        res.update(outcome="aborted")
+        return rep == REPLY, res
+    except OSError as e:
+        res.update(outcome="other", error=err_name(e))
+        s.close()
+        return False, res
+
+
+def cmd_echo_client(args):
+    """Rounds of request/echo with --idle seconds of silence between them; reports how the
+    connection fared (for idle-eviction scenarios). ok when every round was echoed."""
+    s = make_client(args)
+    res = {"to": args.to, "port": args.port, "sport": sport_of(s), "rounds_done": 0}
+    try:
+        s.connect((args.to, args.port))
+        for i in range(args.rounds):
+            if i > 0 and args.idle > 0:
+                time.sleep(args.idle)
+            msg = b"round %d\n" % i
+            s.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                d = s.recv(len(msg) - len(got))
+                if not d:
+                    raise ConnectionAbortedError(errno.ECONNABORTED, "EOF")
+                got += d
+            if got != msg:
+                res.update(outcome="corrupt")
+                return False, res
+            res["rounds_done"] = i + 1
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+        s.close()
+        res.update(outcome="done")
+        return True, res
+    except OSError as e:
+        res.update(outcome="error", error=err_name(e))
+        s.close()
+        return False, res
+
+
+# ---------------------------------------------------------------------------------------------
+
+def add_client_opts(p):
+    p.add_argument("--to", required=True, help="server address")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--source", default="", help="local address to bind")
+    p.add_argument("--source-port", type=int, default=0)
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--timeout", type=float, default=10.0, help="per-socket-operation timeout (s)")
+    ap.add_argument("--deadline", type=float, default=60.0, help="whole-process alarm (s)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("serve", help="listen and handle --count connections in --mode")
+    p.add_argument("--bind", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--mode", required=True,
+                   choices=["bulk-sink", "echo", "linger-abort", "unread-close", "expect-abort",
+                            "keep-open"])
+    p.add_argument("--count", type=int, default=1, help="connections to serve, one after another")
+    p.add_argument("--ready-file", default="", help="written once the socket listens")
+    p.add_argument("--accept-timeout", type=float, default=30.0)
+    p.add_argument("--read-bytes", type=int, default=4096, help="unread-close: bytes to read")
+    p.add_argument("--settle", type=float, default=0.3, help="unread-close: wait before close")
+    p.add_argument("--hold", type=float, default=10.0, help="keep-open: seconds to hold")
+
+    p = sub.add_parser("bulk", help="send --bytes, check the server's sha256")
+    add_client_opts(p)
+    p.add_argument("--bytes", type=int, required=True)
+    p.add_argument("--rate", type=float, default=0, help="pace to this many bytes/s (0: no limit)")
+    p.add_argument("--progress-file", default="", help="bytes sent so far, updated every 0.1 s")
+
+    for name, hlp in (("connect-refused", "expect ECONNREFUSED"),
+                      ("connect-timeout", "expect no answer (timeout)"),
+                      ("expect-reset", "request, then expect ECONNRESET"),
+                      ("linger-abort-client", "request, reply, then abort with SO_LINGER 0")):
+        add_client_opts(sub.add_parser(name, help=hlp))
+
+    p = sub.add_parser("echo-client", help="echo rounds with idle gaps")
+    add_client_opts(p)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--idle", type=float, default=0.0)
+    return ap
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "bulk": cmd_bulk,
+    "connect-refused": cmd_connect_refused,
+    "connect-timeout": cmd_connect_timeout,
+    "expect-reset": cmd_expect_reset,
+    "linger-abort-client": cmd_linger_abort_client,
+    "echo-client": cmd_echo_client,
+}
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+
+    def on_alarm(_sig, _frm):
+        emit({"cmd": args.cmd, "ok": False, "error": "deadline of %gs exceeded" % args.deadline})
+        os._exit(3)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, args.deadline)
+    ok, res = COMMANDS[args.cmd](args)
+    if res is not None:
+        res.update(cmd=args.cmd, ok=bool(ok))
+        emit(res)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,677 @@
+/* Unit tests of the configuration loader: defaults, the sample file, strict validation with exact
+ * line numbers, cross-field checks, copies, and CFG_Validate after command-line overrides. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "tap.h"
+
+/* Path of the temporary file written by load_text, for comparing error file names. */
+static char tmp_path[64];
+
+/* Write text to a fresh temporary file, load it into cfg (errors into errs), remove it. */
+static int
+load_text(const char *text, struct config *cfg, struct config_errors *errs)
+{
+	const char *dir = getenv("TMPDIR");
+	size_t len = strlen(text);
+	int fd, rc;
+
+	snprintf(tmp_path, sizeof(tmp_path), "%s/rgconfXXXXXX",
+	    dir && *dir && strlen(dir) < 40 ? dir : "/tmp");
+	fd = mkstemp(tmp_path);
+	if (fd < 0) {
+		perror("mkstemp");
+		exit(99);
+	}
+	if (write(fd, text, len) != (ssize_t)len) {
+		perror("write");
+		exit(99);
+	}
+	close(fd);
+	rc = CFG_Load(cfg, tmp_path, errs);
+	unlink(tmp_path);
+	return rc;
+}
+
+/* Expect exactly one error, in the temporary file, at line with message msg. */
+static void
+expect_one(const struct config_errors *errs, int rc, int line, const char *msg, const char *what)
+{
+	TAP_OK(rc == -1 && errs->count == 1, "%s: one error (rc %d, count %zu)", what, rc,
+	    errs->count);
+	if (errs->count < 1) {
+		TAP_OK(0, "%s: line", what);
+		TAP_OK(0, "%s: message", what);
+		return;
+	}
+	TAP_OK(errs->items[0].line == line && strcmp(errs->items[0].file, tmp_path) == 0,
+	    "%s: at %s:%d (got %s:%d)", what, tmp_path, line, errs->items[0].file,
+	    errs->items[0].line);
+	TAP_EQ_S(errs->items[0].message, msg, what);
+}
+
+/* Load text, expect a single error at line with msg, free everything. */
+static void
+check_error(const char *text, int line, const char *msg, const char *what)
+{
+	struct config cfg;
+	struct config_errors errs = { 0 };
+	int rc = load_text(text, &cfg, &errs);
+
+	expect_one(&errs, rc, line, msg, what);
+	CFG_FreeErrors(&errs);
+	CFG_Free(&cfg);
+}
+
+/* Load text, expect no error at all. */
+static void
+check_ok(const char *text, struct config *cfg, const char *what)
+{
+	struct config_errors errs = { 0 };
+	int rc = load_text(text, cfg, &errs);
+
+	TAP_OK(rc == 0 && errs.count == 0, "%s: loads without errors (rc %d, count %zu%s%s)", what,
+	    rc, errs.count, errs.count ? ", first: " : "", errs.count ? errs.items[0].message : "");
+	CFG_FreeErrors(&errs);
+}
+
+/* Name of the first field that differs, or NULL (the source is not compared). */
+static const char *
+config_diff(const struct config *a, const struct config *b)
+{
+#define CMP(f) do { if (a->f != b->f) return #f; } while (0)
+	CMP(mode);
+	CMP(queue_num);
+	CMP(queue_count);
+	CMP(queue_maxlen);
+	CMP(copy_range);
+	CMP(fail_open);
+	CMP(rcvbuf);
+	CMP(batch);
+	CMP(flows_max);
+	CMP(timeout.syn);
+	CMP(timeout.established);
+	CMP(timeout.closing);
+	CMP(timeout.closed);
+	CMP(events_rate);
+	CMP(events_burst);
+	CMP(log_syslog);
+	CMP(log_level);
+	CMP(idle_timeout);
+	CMP(keepalive);
+#undef CMP
+	if (!a->events_path || !b->events_path || strcmp(a->events_path, b->events_path) != 0)
+		return "events_path";
+	return NULL;
+}
+
+static void
+test_defaults(void)
+{
+	struct config c;
+
+	CFG_SetDefaults(&c);
+	TAP_OK(c.mode == RG_MODE_DETECT, "default mode detect");
+	TAP_EQ_U(c.queue_num, 0, "default queue.num");
+	TAP_EQ_U(c.queue_count, 1, "default queue.count");
+	TAP_EQ_U(c.queue_maxlen, 4096, "default queue.maxlen");
+	TAP_EQ_U(c.copy_range, 256, "default queue.copy_range");
+	TAP_EQ_U(c.fail_open, 1, "default queue.fail_open");
+	TAP_EQ_U(c.rcvbuf, 8388608, "default queue.rcvbuf");
+	TAP_EQ_U(c.batch, 64, "default queue.batch");
+	TAP_EQ_U(c.flows_max, 262144, "default flows.max");
+	TAP_EQ_U(c.timeout.syn, 30, "default flows.timeout.syn");
+	TAP_EQ_U(c.timeout.established, 7440, "default flows.timeout.established");
+	TAP_EQ_U(c.timeout.closing, 120, "default flows.timeout.closing");
+	TAP_EQ_U(c.timeout.closed, 10, "default flows.timeout.closed");
+	TAP_EQ_S(c.events_path, "-", "default events.path");
+	TAP_EQ_U(c.events_rate, 1000, "default events.rate");
+	TAP_EQ_U(c.events_burst, 5000, "default events.burst");
+	TAP_EQ_U(c.log_syslog, 0, "default log.target stderr");
+	TAP_EQ_U(c.log_level, LOG_LVL_INFO, "default log.level info");
+	TAP_EQ_U(c.idle_timeout, 0, "default eviction.idle_timeout");
+	TAP_EQ_U(c.keepalive, 0, "default eviction.keepalive");
+	TAP_EQ_S(c.source, "", "default source is empty");
+	CFG_Free(&c);
+}
+
+static void
+test_sample_file(void)
+{
+	const char *srcdir = getenv("RG_SRCDIR");
+	struct config c, d;
+	struct config_errors errs = { 0 };
+	const char *diff;
+	char path[4096];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/conf/rstguard.conf", srcdir && *srcdir ? srcdir : ".");
+	rc = CFG_Load(&c, path, &errs);
+	TAP_OK(rc == 0 && errs.count == 0, "sample %s loads without errors (count %zu)", path,
+	    errs.count);
+	CFG_PrintErrors(&errs, stdout);
+	CFG_SetDefaults(&d);
+	diff = config_diff(&c, &d);
+	TAP_OK(diff == NULL, "sample file yields exactly the defaults (first difference: %s)",
+	    diff ? diff : "none");
+	TAP_EQ_S(c.source, path, "source is the file name");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+	CFG_Free(&d);
+}
+
+static void
+test_empty_file(void)
+{
+	struct config c, d;
+	const char *diff;
+
+	check_ok("# nothing but a comment\n", &c, "empty file");
+	CFG_SetDefaults(&d);
+	diff = config_diff(&c, &d);
+	TAP_OK(diff == NULL, "empty file yields the defaults (first difference: %s)",
+	    diff ? diff : "none");
+	CFG_Free(&c);
+	CFG_Free(&d);
+}
+
+static void
+test_every_key(void)
+{
+	/* Both group syntaxes, an L suffix, a hexadecimal integer. */
+	static const char text[] =
+	    "mode = \"enforce\";\n"
+	    "queue: {\n"
+	    "  num = 100; count = 4;\n"
+	    "  maxlen = 0x2000;\n"
+	    "  copy_range = 1500;\n"
+	    "  fail_open = false;\n"
+	    "  rcvbuf = 16777216L;\n"
+	    "  batch = 128;\n"
+	    "};\n"
+	    "flows = {\n"
+	    "  max = 1048576;\n"
+	    "  timeout: { syn = 20; established = 86401; closing = 60; closed = 5; };\n"
+	    "};\n"
+	    "events = { path = \"/var/log/rstguard/eve.json\"; rate = 200; burst = 200; };\n"
+	    "log = { target = \"syslog\"; level = \"debug\"; };\n"
+	    "eviction = { idle_timeout = 86400; keepalive = true; };\n";
+	struct config c;
+
+	check_ok(text, &c, "every key changed");
+	TAP_OK(c.mode == RG_MODE_ENFORCE, "mode enforce");
+	TAP_EQ_U(c.queue_num, 100, "queue.num");
+	TAP_EQ_U(c.queue_count, 4, "queue.count");
+	TAP_EQ_U(c.queue_maxlen, 8192, "queue.maxlen (hexadecimal)");
+	TAP_EQ_U(c.copy_range, 1500, "queue.copy_range");
+	TAP_EQ_U(c.fail_open, 0, "queue.fail_open");
+	TAP_EQ_U(c.rcvbuf, 16777216, "queue.rcvbuf (L suffix)");
+	TAP_EQ_U(c.batch, 128, "queue.batch");
+	TAP_EQ_U(c.flows_max, 1048576, "flows.max");
+	TAP_EQ_U(c.timeout.syn, 20, "flows.timeout.syn");
+	TAP_EQ_U(c.timeout.established, 86401, "flows.timeout.established");
+	TAP_EQ_U(c.timeout.closing, 60, "flows.timeout.closing");
+	TAP_EQ_U(c.timeout.closed, 5, "flows.timeout.closed");
+	TAP_EQ_S(c.events_path, "/var/log/rstguard/eve.json", "events.path");
+	TAP_EQ_U(c.events_rate, 200, "events.rate");
+	TAP_EQ_U(c.events_burst, 200, "events.burst (equal to rate is fine)");
+	TAP_EQ_U(c.log_syslog, 1, "log.target syslog");
+	TAP_EQ_U(c.log_level, LOG_LVL_DEBUG, "log.level debug");
+	TAP_EQ_U(c.idle_timeout, 86400, "eviction.idle_timeout");
+	TAP_EQ_U(c.keepalive, 1, "eviction.keepalive");
+	TAP_EQ_S(c.source, tmp_path, "source");
+	CFG_Free(&c);
+}
+
+/* Limits that are valid: the ends of each range and the special zeros. */
+static void
+test_range_edges(void)
+{
+	struct config c;
+
+	check_ok("queue = { num = 65472; count = 64; maxlen = 16; copy_range = 65535;"
+	    " rcvbuf = 0; batch = 1024; };\n"
+	    "flows = { max = 1024; timeout = { syn = 1; established = 2592000; closing = 2592000;"
+	    " closed = 1; }; };\n"
+	    "events = { rate = 1000000; burst = 10000000; };\n"
+	    "eviction = { idle_timeout = 10; };\n", &c, "range edges");
+	TAP_EQ_U(c.queue_num, 65472, "queue.num 65472 with count 64 ends at 65535");
+	TAP_EQ_U(c.rcvbuf, 0, "queue.rcvbuf 0 is the kernel default");
+	TAP_EQ_U(c.timeout.established, 2592000, "flows.timeout.established at its maximum");
+	TAP_EQ_U(c.idle_timeout, 10, "eviction.idle_timeout at its minimum");
+	CFG_Free(&c);
+	check_ok("queue = { rcvbuf = 1073741824; };\n", &c, "queue.rcvbuf at its maximum");
+	TAP_EQ_U(c.rcvbuf, 1073741824, "queue.rcvbuf 1073741824");
+	CFG_Free(&c);
+	check_ok("queue = { rcvbuf = 65536L; };\n", &c, "queue.rcvbuf at its minimum, as int64");
+	TAP_EQ_U(c.rcvbuf, 65536, "queue.rcvbuf 65536L");
+	CFG_Free(&c);
+}
+
+static void
+test_read_errors(void)
+{
+	struct config c;
+	struct config_errors errs = { 0 };
+	char buf[256];
+	int rc;
+
+	rc = CFG_Load(&c, "/nonexistent/rstguard.conf", &errs);
+	TAP_OK(rc == -1 && errs.count == 1 && errs.items[0].line == 0,
+	    "missing file: one error without a line");
+	if (errs.count == 1)
+		TAP_EQ_S(errs.items[0].message, "cannot read: No such file or directory",
+		    "missing file message");
+	else
+		TAP_OK(0, "missing file message");
+	TAP_EQ_S(c.events_path, "-", "missing file leaves the defaults");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+
+	rc = CFG_Load(&c, "/", &errs);
+	snprintf(buf, sizeof(buf), "%s", errs.count ? errs.items[0].message : "");
+	TAP_OK(rc == -1 && errs.count == 1, "directory: one error");
+	TAP_EQ_S(buf, "cannot read: Is a directory", "directory message");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+
+	check_error("mode = \"detect\";\nqueue = {\n  num = ;\n};\n", 3, "syntax error",
+	    "syntax error");
+	check_error("mode = \"detect\"\nqueue = { num = 1; }\nlog = { level = \"debug\" ;\n", 4,
+	    "syntax error", "unterminated group");
+	check_error("queue = { num = 1; };\n\nqueue = { count = 2; };\n", 3,
+	    "duplicate setting name", "duplicate key");
+}
+
+static void
+test_unknown_keys(void)
+{
+	check_error("mode = \"detect\";\n\nfoo = 1;\n", 3, "unknown key 'foo'", "unknown top-level key");
+	check_error("queue = {\n  num = 1;\n  numm = 2;\n};\n", 3, "unknown key 'queue.numm'",
+	    "unknown key in a group");
+	check_error("flows = {\n  timeout = {\n    syn = 5;\n\n    establihsed = 60;\n  };\n};\n", 5,
+	    "unknown key 'flows.timeout.establihsed'", "unknown key two levels down");
+	check_error("\n\nstats = { port = 9100; bogus = 1; };\n", 3, "unknown key 'stats'",
+	    "unknown group reported once, not its members");
+}
+
+static void
+test_wrong_types(void)
+{
+	struct config c;
+	struct config_errors errs = { 0 };
+	int rc;
+
+	/* The classic pitfall: a quoted number must not be ignored silently. */
+	rc = load_text("flows = {\n  timeout = {\n    syn = \"30\";\n  };\n};\n", &c, &errs);
+	expect_one(&errs, rc, 3, "flows.timeout.syn: expected an integer", "string for an integer");
+	TAP_EQ_U(c.timeout.syn, 30, "rejected value keeps the default");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+
+	check_error("events = {\n  rate = 1.5;\n};\n", 2, "events.rate: expected an integer",
+	    "float for an integer");
+	check_error("queue = { num = true; };\n", 1, "queue.num: expected an integer",
+	    "boolean for an integer");
+	check_error("queue = {\n  count = [ 1, 2 ];\n};\n", 2, "queue.count: expected an integer",
+	    "array for an integer");
+	check_error("queue = {\n  fail_open = 1;\n};\n", 2,
+	    "queue.fail_open: expected a boolean (true or false)", "integer for a boolean");
+	check_error("eviction = { keepalive = \"yes\"; };\n", 1,
+	    "eviction.keepalive: expected a boolean (true or false)", "string for a boolean");
+	check_error("\nmode = 1;\n", 2, "mode: expected a string", "integer for a string");
+	check_error("log = { level = { x = 1; }; };\n", 1, "log.level: expected a string",
+	    "group for a string");
+	check_error("\n\nqueue = 5;\n", 3, "queue: expected a group", "scalar for a group");
+	check_error("flows = {\n  timeout = 30;\n};\n", 2, "flows.timeout: expected a group",
+	    "scalar for a nested group");
+	check_error("events = ( \"-\", 10 );\n", 1, "events: expected a group", "list for a group");
+}
+
+static void
+test_ranges(void)
+{
+	check_error("queue = {\n  count = 0;\n};\n", 2, "queue.count: 0 is out of range 1..64",
+	    "queue.count low");
+	check_error("queue = {\n  count = 65;\n};\n", 2, "queue.count: 65 is out of range 1..64",
+	    "queue.count high");
+	check_error("queue = { num = -1; };\n", 1, "queue.num: -1 is out of range 0..65535",
+	    "negative queue.num");
+	check_error("queue = { num = 65536; };\n", 1, "queue.num: 65536 is out of range 0..65535",
+	    "queue.num high");
+	check_error("queue = { maxlen = 15; };\n", 1, "queue.maxlen: 15 is out of range 16..1048576",
+	    "queue.maxlen low");
+	check_error("queue = { copy_range = 127; };\n", 1,
+	    "queue.copy_range: 127 is out of range 128..65535", "queue.copy_range low");
+	check_error("queue = { batch = 1025; };\n", 1, "queue.batch: 1025 is out of range 1..1024",
+	    "queue.batch high");
+	check_error("queue = {\n\n  rcvbuf = 65535;\n};\n", 3,
+	    "queue.rcvbuf: 65535 is out of range 65536..1073741824 (or 0 for the kernel default)",
+	    "queue.rcvbuf between 0 and its minimum");
+	check_error("queue = { rcvbuf = 2147483648L; };\n", 1,
+	    "queue.rcvbuf: 2147483648 is out of range 65536..1073741824 (or 0 for the kernel default)",
+	    "queue.rcvbuf high, int64");
+	check_error("flows = { max = 1023; };\n", 1, "flows.max: 1023 is out of range 1024..16777216",
+	    "flows.max low");
+	check_error("flows = { timeout = { closed = 0; }; };\n", 1,
+	    "flows.timeout.closed: 0 is out of range 1..2592000", "flows.timeout.closed low");
+	check_error("flows = { timeout = { closing = 2592001; }; };\n", 1,
+	    "flows.timeout.closing: 2592001 is out of range 1..2592000", "flows.timeout.closing high");
+	check_error("events = { rate = 0; };\n", 1, "events.rate: 0 is out of range 1..1000000",
+	    "events.rate low");
+	check_error("events = { burst = 10000001; rate = 1000; };\n", 1,
+	    "events.burst: 10000001 is out of range 1..10000000", "events.burst high");
+	check_error("eviction = { idle_timeout = 9; };\n", 1,
+	    "eviction.idle_timeout: 9 is out of range 10..86400 (or 0 when not configured)",
+	    "eviction.idle_timeout low");
+	check_error("eviction = { idle_timeout = 86401; };\n", 1,
+	    "eviction.idle_timeout: 86401 is out of range 10..86400 (or 0 when not configured)",
+	    "eviction.idle_timeout high");
+}
+
+/* libconfig 1.5 truncates integer literals beyond 32 bits written without the L suffix. */
+static void
+test_truncated_literals(void)
+{
+	struct config c;
+
+	check_error("queue = {\n  rcvbuf = 4294967296;\n};\n", 2,
+	    "queue.rcvbuf: 4294967296 is out of range 65536..1073741824 (or 0 for the kernel default)",
+	    "4 GiB without L (libconfig makes it 0) is not the kernel default");
+	check_error("queue = { rcvbuf = 4295032832; };\n", 1,
+	    "queue.rcvbuf: 4295032832 is out of range 65536..1073741824 (or 0 for the kernel default)",
+	    "2^32 + 65536 without L is not 65536");
+	check_error("queue = { num = 0x100000001; };\n", 1,
+	    "queue.num: 0x100000001 is out of range 0..65535", "hexadecimal beyond 32 bits");
+	check_ok("events = { path = \"rate = 5 \\\" rate = 7\"; rate = 10; burst = 20; };\n"
+	    "eviction = { /* idle_timeout = 1 */ idle_timeout = 60; }; # idle_timeout = 2\n",
+	    &c, "literal check skips strings and comments");
+	TAP_OK(c.events_rate == 10 && c.idle_timeout == 60, "values next to decoys are read");
+	CFG_Free(&c);
+	check_error("flows = { max =\n  99999999999999999999999; };\n", 1,
+	    "flows.max: 99999999999999999999999 is out of range 1024..16777216",
+	    "literal beyond 64 bits, value on the next line");
+}
+
+static void
+test_enums(void)
+{
+	check_error("\nmode = \"block\";\n", 2,
+	    "mode: invalid value \"block\" (expected detect or enforce)", "bad mode");
+	check_error("log = {\n  level = \"verbose\";\n};\n", 2,
+	    "log.level: invalid value \"verbose\" (expected error, warning, info or debug)",
+	    "bad log.level");
+	check_error("log = { target = \"file\"; };\n", 1,
+	    "log.target: invalid value \"file\" (expected stderr or syslog)", "bad log.target");
+	check_error("events = {\n  path = \"\";\n};\n", 2,
+	    "events.path: invalid value \"\" (expected a file name, or - for stdout)",
+	    "empty events.path");
+}
+
+static void
+test_cross_fields(void)
+{
+	check_error("events = {\n  rate = 6000;\n};\n", 2,
+	    "events.burst (5000) must be at least events.rate (6000)",
+	    "rate above the default burst: reported at rate");
+	check_error("events = {\n  rate = 100;\n  burst = 50;\n};\n", 3,
+	    "events.burst (50) must be at least events.rate (100)", "burst below rate: at burst");
+	check_error("eviction = {\n  keepalive = true;\n};\n", 2,
+	    "eviction.keepalive needs eviction.idle_timeout", "keepalive without idle_timeout");
+	check_error("eviction = {\n  idle_timeout = 0;\n  keepalive = true;\n};\n", 3,
+	    "eviction.keepalive needs eviction.idle_timeout", "keepalive with idle_timeout 0");
+	check_error("eviction = {\n  idle_timeout = 7440;\n};\n", 2,
+	    "flows.timeout.established must be longer than eviction.idle_timeout",
+	    "idle_timeout equal to the default established timeout");
+	check_error("flows = {\n  timeout = {\n    established = 600;\n  };\n};\n"
+	    "eviction = {\n  idle_timeout = 900;\n};\n", 3,
+	    "flows.timeout.established must be longer than eviction.idle_timeout",
+	    "established shorter than idle_timeout: at established");
+	check_error("queue = {\n  num = 65500;\n  count = 64;\n};\n", 3,
+	    "queue.num + queue.count - 1 is 65563, beyond the last queue number 65535",
+	    "queue range beyond 65535");
+	check_error("queue = {\n  num = 65535;\n};\nqueue2 = 1;\n", 4, "unknown key 'queue2'",
+	    "num 65535 with the default count is fine");
+
+	/* A rejected value keeps its default and triggers no cross-field noise. */
+	check_error("events = {\n  rate = 100;\n  burst = \"50\";\n};\n", 3,
+	    "events.burst: expected an integer", "no cross check on a rejected burst");
+	check_error("eviction = {\n  idle_timeout = 5;\n  keepalive = true;\n};\n", 2,
+	    "eviction.idle_timeout: 5 is out of range 10..86400 (or 0 when not configured)",
+	    "no keepalive error when idle_timeout was rejected");
+}
+
+static void
+test_many_errors(void)
+{
+	static const char text[] =
+	    "mode = \"enforce\";\n"                 /* 1: valid */
+	    "modee = \"detect\";\n"                 /* 2: unknown */
+	    "queue = {\n"                           /* 3 */
+	    "  num = \"7\";\n"                      /* 4: type */
+	    "  count = 2;\n"                        /* 5: valid */
+	    "  batch = 0;\n"                        /* 6: range */
+	    "  extra = 1;\n"                        /* 7: unknown */
+	    "};\n"                                  /* 8 */
+	    "flows = {\n"                           /* 9 */
+	    "  timeout = { syn = 2.5; };\n"         /* 10: float */
+	    "};\n"                                  /* 11 */
+	    "log = \"syslog\";\n"                   /* 12: not a group */
+	    "events = { rate = 10; burst = 5; };\n" /* 13: cross */
+	    "eviction = { keepalive = true; };\n";  /* 14: cross */
+	static const struct { int line; const char *msg; } want[] = {
+		{ 2, "unknown key 'modee'" },
+		{ 4, "queue.num: expected an integer" },
+		{ 6, "queue.batch: 0 is out of range 1..1024" },
+		{ 7, "unknown key 'queue.extra'" },
+		{ 10, "flows.timeout.syn: expected an integer" },
+		{ 12, "log: expected a group" },
+		{ 13, "events.burst (5) must be at least events.rate (10)" },
+		{ 14, "eviction.keepalive needs eviction.idle_timeout" },
+	};
+	size_t n = sizeof(want) / sizeof(want[0]);
+	struct config c;
+	struct config_errors errs = { 0 };
+	int rc;
+
+	rc = load_text(text, &c, &errs);
+	TAP_OK(rc == -1 && errs.count == n, "all %zu errors reported (got %zu)", n, errs.count);
+	for (size_t i = 0; i < n; i++) {
+		const struct config_error *e = i < errs.count ? &errs.items[i] : NULL;
+
+		TAP_OK(e && e->line == want[i].line && strcmp(e->message, want[i].msg) == 0,
+		    "error %zu: line %d \"%s\" (got line %d \"%s\")", i + 1, want[i].line,
+		    want[i].msg, e ? e->line : -1, e ? e->message : "(none)");
+	}
+	TAP_OK(c.mode == RG_MODE_ENFORCE && c.queue_count == 2 && c.queue_num == 0,
+	    "valid settings are applied, rejected ones keep their defaults");
+	TAP_EQ_U(c.events_rate, 10, "events.rate applied although the pair is inconsistent");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+}
+
+/* Errors in an @include'd file name that file and its own line, cross-field ones too. */
+static void
+test_include(void)
+{
+	const char *dir = getenv("TMPDIR");
+	char inc[64], text[256];
+	struct config c;
+	struct config_errors errs = { 0 };
+	int fd, rc;
+	static const char inc_text[] =
+	    "events = {\n  rate = 100;\n  burst = 10;\n};\nqueue = { num = \"1\"; };\n";
+
+	snprintf(inc, sizeof(inc), "%s/rgincXXXXXX", dir && *dir && strlen(dir) < 40 ? dir : "/tmp");
+	if ((fd = mkstemp(inc)) < 0 ||
+	    write(fd, inc_text, sizeof(inc_text) - 1) != (ssize_t)(sizeof(inc_text) - 1)) {
+		perror("include file");
+		exit(99);
+	}
+	close(fd);
+	snprintf(text, sizeof(text), "mode = \"enforce\";\n@include \"%s\"\nfoo = 1;\n", inc);
+	rc = load_text(text, &c, &errs);
+	unlink(inc);
+	TAP_OK(rc == -1 && errs.count == 3, "include: three errors (got %zu)", errs.count);
+	TAP_OK(errs.count == 3 && strcmp(errs.items[0].file, inc) == 0 && errs.items[0].line == 5 &&
+	    strcmp(errs.items[0].message, "queue.num: expected an integer") == 0,
+	    "include: type error at the included file's line");
+	TAP_OK(errs.count == 3 && strcmp(errs.items[1].file, tmp_path) == 0 &&
+	    errs.items[1].line == 3 && strcmp(errs.items[1].message, "unknown key 'foo'") == 0,
+	    "include: main file's own error at its line");
+	TAP_OK(errs.count == 3 && strcmp(errs.items[2].file, inc) == 0 && errs.items[2].line == 3,
+	    "include: cross-field error at the included burst");
+	TAP_OK(c.mode == RG_MODE_ENFORCE && c.events_rate == 100, "include: values applied");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+}
+
+static void
+test_print_errors(void)
+{
+	struct config_errors errs = { 0 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	CFG_AddError(&errs, "/etc/rstguard.conf", 12, "queue.num: %d is out of range %s", 70000,
+	    "0..65535");
+	CFG_AddError(&errs, "command line", 0, "events.burst (%u) must be at least events.rate (%u)",
+	    1u, 2u);
+	for (int i = 0; i < 20; i++)
+		CFG_AddError(&errs, "x", i + 1, "error %d", i);
+	TAP_EQ_U(errs.count, 22, "error list grows");
+	f = open_memstream(&buf, &len);
+	if (f == NULL) {
+		perror("open_memstream");
+		exit(99);
+	}
+	errs.count = 2;   /* print the first two only */
+	CFG_PrintErrors(&errs, f);
+	errs.count = 22;
+	fclose(f);
+	/* Compared without echoing: the text has newlines, which TAP lines must not. */
+	TAP_OK(buf && strcmp(buf, "/etc/rstguard.conf:12: queue.num: 70000 is out of range 0..65535\n"
+	    "command line: events.burst (1) must be at least events.rate (2)\n") == 0,
+	    "CFG_PrintErrors format: FILE:LINE: message, or FILE: message without a line");
+	free(buf);
+	CFG_FreeErrors(&errs);
+	TAP_OK(errs.count == 0 && errs.items == NULL, "CFG_FreeErrors empties the list");
+	CFG_FreeErrors(&errs);
+	TAP_OK(1, "CFG_FreeErrors twice is harmless");
+}
+
+static void
+test_copy(void)
+{
+	struct config a, b;
+
+	check_ok("mode = \"enforce\";\nevents = { path = \"/tmp/eve.json\"; rate = 7; burst = 9; };\n",
+	    &a, "config to copy");
+	CFG_Copy(&b, &a);
+	TAP_OK(config_diff(&a, &b) == NULL, "copy equals the original");
+	TAP_OK(b.events_path != a.events_path && b.source != a.source, "copy owns its strings");
+	TAP_EQ_S(b.source, a.source, "copy keeps the source");
+	CFG_Free(&a);
+	TAP_OK(a.events_path == NULL && a.source == NULL, "CFG_Free clears the pointers");
+	CFG_Free(&a);
+	TAP_EQ_S(b.events_path, "/tmp/eve.json", "copy survives freeing the original");
+	TAP_EQ_U(b.events_burst, 9, "copy keeps the numbers");
+	CFG_Free(&b);
+}
+
+static void
+test_validate(void)
+{
+	struct config c;
+	struct config_errors errs = { 0 };
+	int rc;
+
+	CFG_SetDefaults(&c);
+	TAP_OK(CFG_Validate(&c, &errs) == 0 && errs.count == 0, "defaults validate");
+
+	/* As if the command line said --queue-num 65530 --queue-count 8 --rate 9000. */
+	c.queue_num = 65530;
+	c.queue_count = 8;
+	c.events_rate = 9000;
+	c.keepalive = 1;
+	rc = CFG_Validate(&c, &errs);
+	TAP_OK(rc == -1 && errs.count == 3, "three cross-field errors (got %zu)", errs.count);
+	TAP_OK(errs.count == 3 && strcmp(errs.items[0].file, "command line") == 0 &&
+	    errs.items[0].line == 0 && errs.items[2].line == 0, "file \"command line\", line 0");
+	if (errs.count == 3) {
+		TAP_EQ_S(errs.items[0].message,
+		    "queue.num + queue.count - 1 is 65537, beyond the last queue number 65535",
+		    "validate: queue range");
+		TAP_EQ_S(errs.items[1].message,
+		    "events.burst (5000) must be at least events.rate (9000)", "validate: burst");
+		TAP_EQ_S(errs.items[2].message, "eviction.keepalive needs eviction.idle_timeout",
+		    "validate: keepalive");
+	} else {
+		TAP_OK(0, "validate: queue range");
+		TAP_OK(0, "validate: burst");
+		TAP_OK(0, "validate: keepalive");
+	}
+	CFG_FreeErrors(&errs);
+
+	c.queue_num = 0;
+	c.events_burst = 9000;
+	c.idle_timeout = 7440;
+	rc = CFG_Validate(&c, &errs);
+	TAP_OK(rc == -1 && errs.count == 1 && strcmp(errs.items[0].message,
+	    "flows.timeout.established must be longer than eviction.idle_timeout") == 0,
+	    "validate: idle_timeout not below established");
+	CFG_FreeErrors(&errs);
+
+	c.timeout.established = 7441;
+	TAP_OK(CFG_Validate(&c, &errs) == 0 && errs.count == 0, "fixed overrides validate");
+	CFG_FreeErrors(&errs);
+
+	/* Errors already in the list are not counted against a later check. */
+	CFG_AddError(&errs, "earlier", 0, "an earlier error");
+	TAP_OK(CFG_Validate(&c, &errs) == 0 && errs.count == 1,
+	    "CFG_Validate: earlier errors do not fail it");
+	CFG_Free(&c);
+	TAP_OK(load_text("mode = \"enforce\";\n", &c, &errs) == 0 && errs.count == 1,
+	    "CFG_Load: earlier errors do not fail it");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+}
+
+static void
+test_modes(void)
+{
+	TAP_OK(CFG_ParseMode("detect") == RG_MODE_DETECT, "parse detect");
+	TAP_OK(CFG_ParseMode("enforce") == RG_MODE_ENFORCE, "parse enforce");
+	TAP_OK(CFG_ParseMode("Enforce") == -1 && CFG_ParseMode("") == -1, "parse rejects others");
+	TAP_EQ_S(CFG_ModeName(RG_MODE_DETECT), "detect", "name of detect");
+	TAP_EQ_S(CFG_ModeName(RG_MODE_ENFORCE), "enforce", "name of enforce");
+}
+
+int
+main(void)
+{
+	test_defaults();
+	test_sample_file();
+	test_empty_file();
+	test_every_key();
+	test_range_edges();
+	test_read_errors();
+	test_unknown_keys();
+	test_wrong_types();
+	test_ranges();
+	test_truncated_literals();
+	test_enums();
+	test_cross_fields();
+	test_many_errors();
+	test_include();
+	test_print_errors();
+	test_copy();
+	test_validate();
+	test_modes();
+	return tap_done();
+}
