@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "policy.h"
 
 /* Settings whose line (and validity) the cross-field checks need. */
 enum field_id {
@@ -29,7 +30,10 @@ enum field_id {
 	F_COUNT
 };
 
-enum key_kind { K_GROUP, K_INT, K_BOOL, K_STRING };
+/* K_REJECT: a name that must not be given (an error saying why, rather than "unknown key");
+ * K_NETS, K_PORTS: a list ( ) or array [ ] of CIDR strings or of integers, stored in a fixed
+ * array of struct config with its count beside it. */
+enum key_kind { K_GROUP, K_INT, K_BOOL, K_STRING, K_REJECT, K_NETS, K_PORTS };
 
 /* One key of the file. Integers and booleans are stored through offset/size; strings go through
  * a setter that returns NULL when the value is accepted, or what was expected otherwise. */
@@ -38,10 +42,13 @@ struct cfg_key {
 	enum key_kind kind;
 	enum field_id id;
 	const struct cfg_key *children;            /* K_GROUP */
-	long long lo, hi;                          /* K_INT: accepted range */
+	long long lo, hi;                          /* K_INT, K_PORTS: accepted range */
 	const char *zero_note;                     /* K_INT: 0 is accepted too, and means this */
-	size_t offset, size;                       /* K_INT, K_BOOL */
+	size_t offset, size;                       /* K_INT, K_BOOL; K_NETS, K_PORTS: the array */
 	const char *(*set)(struct config *, const char *);  /* K_STRING */
+	const char *reject;                        /* K_REJECT: why */
+	size_t count_offset;                       /* K_NETS, K_PORTS: its unsigned count */
+	unsigned max;                              /* K_NETS, K_PORTS: its capacity */
 };
 
 #define FIELD_SIZE(f) sizeof(((struct config *)0)->f)
@@ -59,12 +66,22 @@ struct cfg_key {
 	{ .name = (n), .kind = K_BOOL, .id = (i), \
 	  .offset = offsetof(struct config, f), .size = FIELD_SIZE(f) }
 #define STRING_KEY(n, s) { .name = (n), .kind = K_STRING, .set = (s) }
+#define REJECT_KEY(n, why) { .name = (n), .kind = K_REJECT, .reject = (why) }
+#define ARRAY_LEN(f) (FIELD_SIZE(f) / FIELD_SIZE(f[0]))
+#define NETS_KEY(n, f, c) \
+	{ .name = (n), .kind = K_NETS, .offset = offsetof(struct config, f), \
+	  .size = FIELD_SIZE(f), .count_offset = offsetof(struct config, c), .max = ARRAY_LEN(f) }
+#define PORTS_KEY(n, f, c, l, h) \
+	{ .name = (n), .kind = K_PORTS, .lo = (l), .hi = (h), .offset = offsetof(struct config, f), \
+	  .size = FIELD_SIZE(f), .count_offset = offsetof(struct config, c), .max = ARRAY_LEN(f) }
 #define END_KEYS { .name = NULL }
 
 static const char *set_mode(struct config *cfg, const char *s);
 static const char *set_events_path(struct config *cfg, const char *s);
 static const char *set_log_target(struct config *cfg, const char *s);
 static const char *set_log_level(struct config *cfg, const char *s);
+static const char *set_action_injected(struct config *cfg, const char *s);
+static const char *set_action_invalid_seq(struct config *cfg, const char *s);
 
 static const struct cfg_key queue_keys[] = {
 	INT_KEY_ID("num", queue_num, 0, 65535, F_QUEUE_NUM),
@@ -110,6 +127,44 @@ static const struct cfg_key eviction_keys[] = {
 	END_KEYS
 };
 
+static const struct cfg_key detector_keys[] = {
+	INT_KEY("threshold", threshold, 1, 1000),
+	INT_KEY("ttl_tolerance", ttl_tolerance, 0, 64),
+	INT_KEY("min_rtt_ms", min_rtt_ms, 0, 10000),
+	INT_KEY("hold_threshold", hold_threshold, 0, 1000),
+	INT_KEY("hold_min_ms", hold_min_ms, 1, 1000),
+	INT_KEY("hold_max_ms", hold_max_ms, 1, 1000),
+	INT_KEY("max_pending", max_pending, 1, 65536),
+	END_KEYS
+};
+
+/* Only the causes that can be forged or are harmless to drop take an action; the names are those
+ * of RST_CauseName (tests/unit/test_policy.c checks that every cause is covered). */
+#define GENUINE "genuine RSTs are never dropped"
+static const struct cfg_key actions_keys[] = {
+	STRING_KEY("injected", set_action_injected),
+	STRING_KEY("invalid_seq", set_action_invalid_seq),
+	REJECT_KEY("refused", GENUINE),
+	REJECT_KEY("connect_abort", GENUINE),
+	REJECT_KEY("abort", GENUINE),
+	REJECT_KEY("unread_data", GENUINE),
+	REJECT_KEY("closed_socket", GENUINE),
+	REJECT_KEY("keepalive_timeout", GENUINE),
+	REJECT_KEY("time_wait", GENUINE),
+	REJECT_KEY("idle_eviction", "eviction RSTs are never dropped (the client would hang)"),
+	REJECT_KEY("no_flow", "RSTs of untracked flows are never dropped"),
+	END_KEYS
+};
+#undef GENUINE
+
+static const struct cfg_key policy_keys[] = {
+	GROUP_KEY("actions", actions_keys),
+	NETS_KEY("protect", policy.protect, policy.n_protect),
+	NETS_KEY("exempt", policy.exempt, policy.n_exempt),
+	PORTS_KEY("exempt_ports", policy.exempt_ports, policy.n_exempt_ports, 1, 65535),
+	END_KEYS
+};
+
 static const struct cfg_key top_keys[] = {
 	STRING_KEY("mode", set_mode),
 	GROUP_KEY("queue", queue_keys),
@@ -117,6 +172,8 @@ static const struct cfg_key top_keys[] = {
 	GROUP_KEY("events", events_keys),
 	GROUP_KEY("log", log_keys),
 	GROUP_KEY("eviction", eviction_keys),
+	GROUP_KEY("detector", detector_keys),
+	GROUP_KEY("policy", policy_keys),
 	END_KEYS
 };
 
@@ -194,6 +251,30 @@ set_log_level(struct config *cfg, const char *s)
 	return NULL;
 }
 
+static const char *
+set_action(int *drop, const char *s)
+{
+	if (strcmp(s, "drop") == 0)
+		*drop = 1;
+	else if (strcmp(s, "accept") == 0)
+		*drop = 0;
+	else
+		return "drop or accept";
+	return NULL;
+}
+
+static const char *
+set_action_injected(struct config *cfg, const char *s)
+{
+	return set_action(&cfg->policy.drop_injected, s);
+}
+
+static const char *
+set_action_invalid_seq(struct config *cfg, const char *s)
+{
+	return set_action(&cfg->policy.drop_invalid_seq, s);
+}
+
 void
 CFG_SetDefaults(struct config *cfg)
 {
@@ -224,13 +305,25 @@ CFG_SetDefaults(struct config *cfg)
 	cfg->idle_timeout = 0;
 	cfg->keepalive = 0;
 
+	cfg->threshold = 60;
+	cfg->ttl_tolerance = 2;
+	cfg->min_rtt_ms = 2;
+	cfg->hold_threshold = 1;
+	cfg->hold_min_ms = 20;
+	cfg->hold_max_ms = 200;
+	cfg->max_pending = 256;
+
+	cfg->policy.drop_injected = 1;
+	cfg->policy.drop_invalid_seq = 0;
+	/* protect, exempt, exempt_ports: empty (memset above). */
+
 	cfg->source = xstrdup("");
 }
 
 void
 CFG_Copy(struct config *dst, const struct config *src)
 {
-	*dst = *src;
+	*dst = *src;   /* the policy's fixed arrays are copied by value */
 	dst->events_path = src->events_path ? xstrdup(src->events_path) : NULL;
 	dst->source = src->source ? xstrdup(src->source) : NULL;
 }
@@ -486,17 +579,33 @@ load_text(struct load_state *ld, const char *file)
 	return 0;
 }
 
+/* Skip white space and comments: #, // and C-style blocks, possibly over several lines. */
+static const char *
+skip_blank(const char *p)
+{
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n' || *p == '\f')
+			p++;
+		if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+			p += strcspn(p, "\n");
+		} else if (p[0] == '/' && p[1] == '*') {
+			const char *end = strstr(p + 2, "*/");
+
+			if (end == NULL)
+				return p + strlen(p);
+			p = end + 2;
+		} else {
+			return p;
+		}
+	}
+}
+
 /*
- * libconfig 1.5 converts a decimal literal without the L suffix with atoi() and a hexadecimal one
- * with a cast to int, so "rcvbuf = 4294967296;" (4 GiB) arrives as 0 and would be accepted as
- * "kernel default", and 4295032832 as 65536. Read the literal back from the source text (at the
- * setting's line: its name, '=' or ':', the number) and compare. Returns 1 when the literal does
- * not denote the value libconfig gave us, with *lit and *litlen set to it; 0 when it matches or
- * cannot be found (the check is best effort and never rejects what it cannot read).
+ * Where the value of setting s (named name) starts in its source text: after "name =" or "name:"
+ * on the setting's line, and any white space. NULL when it cannot be found.
  */
-static int
-literal_mismatch(struct load_state *ld, const config_setting_t *s, const char *name, long long v,
-	const char **lit, int *litlen)
+static const char *
+value_text(struct load_state *ld, const config_setting_t *s, const char *name)
 {
 	const char *file = config_setting_source_file(s);
 	int line = (int)config_setting_source_line(s);
@@ -504,20 +613,18 @@ literal_mismatch(struct load_state *ld, const config_setting_t *s, const char *n
 	const char *p, *eol;
 
 	if (load_text(ld, file ? file : ld->file) < 0 || line < 1)
-		return 0;
+		return NULL;
 	p = ld->text;
 	for (int l = 1; l < line; l++) {
 		if ((p = strchr(p, '\n')) == NULL)
-			return 0;
+			return NULL;
 		p++;
 	}
 	if ((eol = strchr(p, '\n')) == NULL)
 		eol = ld->text + ld->text_len;
 
 	for (; p + nlen <= eol; p++) {
-		const char *q = p + nlen, *start;
-		unsigned long long mag;
-		int neg = 0, base = 10, over = 0, digits = 0;
+		const char *q = p + nlen;
 
 		/* Do not look inside strings and comments: the name may appear there. */
 		if (*p == '"') {
@@ -527,12 +634,12 @@ literal_mismatch(struct load_state *ld, const config_setting_t *s, const char *n
 			continue;
 		}
 		if (*p == '#' || (p[0] == '/' && p[1] == '/'))
-			return 0;
+			return NULL;
 		if (p[0] == '/' && p[1] == '*') {
 			const char *end = strstr(p + 2, "*/");
 
 			if (end == NULL || end >= eol)
-				return 0;
+				return NULL;
 			p = end + 1;
 			continue;
 		}
@@ -546,39 +653,274 @@ literal_mismatch(struct load_state *ld, const config_setting_t *s, const char *n
 		q++;
 		while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n' || *q == '\f')
 			q++;
-		start = q;
-		if (*q == '-' || *q == '+')
-			neg = *q++ == '-';
-		if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X')) {
-			base = 16;
-			q += 2;
-		}
-		for (mag = 0;; q++, digits++) {
-			int d;
-
-			if (*q >= '0' && *q <= '9')
-				d = *q - '0';
-			else if (base == 16 && *q >= 'a' && *q <= 'f')
-				d = *q - 'a' + 10;
-			else if (base == 16 && *q >= 'A' && *q <= 'F')
-				d = *q - 'A' + 10;
-			else
-				break;
-			if (mag > (ULLONG_MAX - (unsigned)d) / (unsigned)base)
-				over = 1;
-			else
-				mag = mag * (unsigned)base + (unsigned)d;
-		}
-		if (digits == 0)
-			return 0;
-		while (*q == 'L')
-			q++;
-		*lit = start;
-		*litlen = (int)(q - start);
-		if (over || mag > (unsigned long long)LLONG_MAX)
-			return 1;
-		return (neg ? -(long long)mag : (long long)mag) != v;
+		return q;
 	}
+	return NULL;
+}
+
+/*
+ * Read the integer literal at q (decimal or 0x hexadecimal, optional sign, optional L suffix).
+ * Returns its length, 0 when there is none; *v is its value and *over is set when it does not
+ * fit in a long long.
+ */
+static int
+int_literal(const char *q, long long *v, int *over)
+{
+	const char *start = q;
+	unsigned long long mag;
+	int neg = 0, base = 10, digits = 0;
+
+	*over = 0;
+	if (*q == '-' || *q == '+')
+		neg = *q++ == '-';
+	if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X')) {
+		base = 16;
+		q += 2;
+	}
+	for (mag = 0;; q++, digits++) {
+		int d;
+
+		if (*q >= '0' && *q <= '9')
+			d = *q - '0';
+		else if (base == 16 && *q >= 'a' && *q <= 'f')
+			d = *q - 'a' + 10;
+		else if (base == 16 && *q >= 'A' && *q <= 'F')
+			d = *q - 'A' + 10;
+		else
+			break;
+		if (mag > (ULLONG_MAX - (unsigned)d) / (unsigned)base)
+			*over = 1;
+		else
+			mag = mag * (unsigned)base + (unsigned)d;
+	}
+	if (digits == 0)
+		return 0;
+	while (*q == 'L')
+		q++;
+	if (mag > (unsigned long long)LLONG_MAX)
+		*over = 1;
+	*v = *over ? 0 : neg ? -(long long)mag : (long long)mag;
+	return (int)(q - start);
+}
+
+/*
+ * libconfig 1.5 converts a decimal literal without the L suffix with atoi() and a hexadecimal one
+ * with a cast to int, so "rcvbuf = 4294967296;" (4 GiB) arrives as 0 and would be accepted as
+ * "kernel default", and 4295032832 as 65536. Read the literal back from the source text (at the
+ * setting's line: its name, '=' or ':', the number) and compare. Returns 1 when the literal does
+ * not denote the value libconfig gave us, with *lit and *litlen set to it; 0 when it matches or
+ * cannot be found (the check is best effort and never rejects what it cannot read).
+ */
+static int
+literal_mismatch(struct load_state *ld, const config_setting_t *s, const char *name, long long v,
+	const char **lit, int *litlen)
+{
+	const char *q = value_text(ld, s, name);
+	long long lv;
+	int over, len;
+
+	if (q == NULL || (len = int_literal(q, &lv, &over)) == 0)
+		return 0;
+	*lit = q;
+	*litlen = len;
+	return over || lv != v;
+}
+
+/*
+ * Skip one value of a list: a scalar, strings (adjacent ones are concatenated), or a nested group
+ * or list. Returns the ',' or closing bracket after it, NULL at the end of the text.
+ */
+static const char *
+skip_value(const char *q)
+{
+	int depth = 0;
+
+	for (;;) {
+		switch (*q) {
+		case '\0':
+			return NULL;
+		case '"':
+			for (q++; *q != '\0' && *q != '"'; q++)
+				if (*q == '\\' && q[1] != '\0')
+					q++;
+			if (*q == '\0')
+				return NULL;
+			q++;
+			continue;
+		case '#':
+		case '/':
+			if (*q == '#' || q[1] == '/' || q[1] == '*') {
+				q = skip_blank(q);
+				continue;
+			}
+			break;
+		case '[':
+		case '(':
+		case '{':
+			depth++;
+			break;
+		case ']':
+		case ')':
+		case '}':
+			if (depth == 0)
+				return q;
+			depth--;
+			break;
+		case ',':
+			if (depth == 0)
+				return q;
+			break;
+		}
+		q++;
+	}
+}
+
+/*
+ * Where element idx of list s (named name) starts in the source text: "name = [ a, b, ... ]" (or
+ * ( )), comments skipped. NULL when it cannot be found. (libconfig gives an element the line of
+ * the token after it, so an error is placed with this instead.)
+ */
+static const char *
+elem_text(struct load_state *ld, const config_setting_t *s, const char *name, int idx)
+{
+	const char *q = value_text(ld, s, name);
+
+	if (q == NULL || (*q != '[' && *q != '('))
+		return NULL;
+	q = skip_blank(q + 1);
+	for (int i = 0; i < idx; i++) {
+		if ((q = skip_value(q)) == NULL || *q != ',')
+			return NULL;
+		q = skip_blank(q + 1);
+	}
+	return *q != '\0' ? q : NULL;
+}
+
+static void elem_error(struct load_state *ld, const config_setting_t *list,
+	const config_setting_t *e, const char *name, int idx, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+/* An error at element idx of list (named name): the element's own line when its text is found. */
+static void
+elem_error(struct load_state *ld, const config_setting_t *list, const config_setting_t *e,
+	const char *name, int idx, const char *fmt, ...)
+{
+	const char *file = config_setting_source_file(e);
+	const char *q = elem_text(ld, list, name, idx);
+	int line = (int)config_setting_source_line(e);
+	va_list ap;
+
+	if (q != NULL) {
+		line = 1;
+		for (const char *p = ld->text; p < q; p++)
+			line += *p == '\n';
+	}
+	va_start(ap, fmt);
+	add_verror(ld->errs, file ? file : ld->file, line, fmt, ap);
+	va_end(ap);
+}
+
+/* literal_mismatch for element idx of list s (named name). */
+static int
+elem_literal_mismatch(struct load_state *ld, const config_setting_t *s, const char *name,
+	int idx, long long v, const char **lit, int *litlen)
+{
+	const char *q = elem_text(ld, s, name, idx);
+	long long lv;
+	int over, len;
+
+	if (q == NULL || (len = int_literal(q, &lv, &over)) == 0)
+		return 0;
+	*lit = q;
+	*litlen = len;
+	return over || lv != v;
+}
+
+/*
+ * policy.protect, policy.exempt (K_NETS: CIDR strings) and policy.exempt_ports (K_PORTS: integers
+ * in lo..hi): a list ( ) or an array [ ]. Every bad element is reported at its own line; a list
+ * with any keeps its default. Returns 0 when stored, -1 after reporting errors.
+ */
+static int
+load_list(struct load_state *ld, const struct cfg_key *k, const config_setting_t *s,
+	const char *path)
+{
+	union {
+		struct cidr net[CFG_POLICY_MAX_NETS];
+		uint16_t port[CFG_POLICY_MAX_PORTS];
+	} tmp;
+	size_t elem = k->kind == K_NETS ? sizeof(tmp.net[0]) : sizeof(tmp.port[0]);
+	unsigned cap = k->kind == K_NETS ? CFG_POLICY_MAX_NETS : CFG_POLICY_MAX_PORTS;
+	unsigned n = 0, max = k->max < cap ? k->max : cap;
+	int type = config_setting_type(s), len, bad = 0;
+
+	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY) {
+		setting_error(ld, s, "%s: expected a list", path);
+		return -1;
+	}
+	len = config_setting_length(s);
+	for (int i = 0; i < len; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned int)i);
+		int et, rc, litlen;
+		const char *str, *lit;
+		struct cidr c;
+		long long v;
+
+#define ELEM_ERROR(...) elem_error(ld, s, e, k->name, i, __VA_ARGS__)
+		if (e == NULL)
+			continue;
+		if ((unsigned)i == max) {
+			/* The rest is not looked at: the list must be shortened anyway. */
+			ELEM_ERROR("%s: more than %u %s", path, max,
+			    k->kind == K_NETS ? "networks" : "ports");
+			bad = 1;
+			break;
+		}
+		et = config_setting_type(e);
+		if (k->kind == K_NETS) {
+			if (et != CONFIG_TYPE_STRING) {
+				ELEM_ERROR("%s: element %d: expected a string", path, i + 1);
+				bad = 1;
+				continue;
+			}
+			str = config_setting_get_string(e);
+			rc = POLICY_CidrParse(str, &c);
+			if (rc == POLICY_CIDR_SYNTAX)
+				ELEM_ERROR("%s: invalid value \"%s\" (expected an IPv4 or IPv6 address, "
+				    "optionally with /prefix)", path, str);
+			else if (rc == POLICY_CIDR_PREFIX)
+				ELEM_ERROR("%s: %s has a prefix longer than %d", path, str,
+				    strchr(str, ':') ? 128 : 32);
+			else if (rc == POLICY_CIDR_HOST_BITS)
+				ELEM_ERROR("%s: %s has host bits set", path, str);
+			else
+				tmp.net[n++] = c;
+			if (rc != POLICY_CIDR_OK)
+				bad = 1;
+			continue;
+		}
+		if (et != CONFIG_TYPE_INT && et != CONFIG_TYPE_INT64) {
+			ELEM_ERROR("%s: element %d: expected an integer", path, i + 1);
+			bad = 1;
+			continue;
+		}
+		v = config_setting_get_int64(e);
+		if (elem_literal_mismatch(ld, s, k->name, i, v, &lit, &litlen)) {
+			ELEM_ERROR("%s: %.*s is out of range %lld..%lld", path, litlen, lit, k->lo,
+			    k->hi);
+			bad = 1;
+		} else if (v < k->lo || v > k->hi) {
+			ELEM_ERROR("%s: %lld is out of range %lld..%lld", path, v, k->lo, k->hi);
+			bad = 1;
+		} else {
+			tmp.port[n++] = (uint16_t)v;
+		}
+#undef ELEM_ERROR
+	}
+	if (bad)
+		return -1;
+	memcpy((char *)ld->cfg + k->offset, &tmp, n * elem);
+	memcpy((char *)ld->cfg + k->count_offset, &n, sizeof(n));
 	return 0;
 }
 
@@ -643,6 +985,12 @@ load_leaf(struct load_state *ld, const struct cfg_key *k, const config_setting_t
 			return -1;
 		}
 		return 0;
+	case K_REJECT:
+		setting_error(ld, s, "%s: %s", path, k->reject);
+		return -1;
+	case K_NETS:
+	case K_PORTS:
+		return load_list(ld, k, s, path);
 	case K_GROUP:
 		break;
 	}

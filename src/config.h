@@ -8,6 +8,29 @@
 
 enum rg_mode { RG_MODE_DETECT = 0, RG_MODE_ENFORCE = 1 };
 
+/* An IPv4 or IPv6 network (POLICY_CidrParse, POLICY_CidrMatch in policy.h). */
+struct cidr {
+	uint8_t family;            /* AF_INET or AF_INET6 */
+	uint8_t prefix;            /* 0..32 or 0..128 */
+	uint8_t addr[16];          /* network address, host bits zero; IPv4 in the first 4 bytes */
+};
+
+#define CFG_POLICY_MAX_NETS 64     /* entries of policy.protect, of policy.exempt */
+#define CFG_POLICY_MAX_PORTS 64    /* entries of policy.exempt_ports */
+
+/* policy: which RSTs enforce mode drops. Fixed arrays: no allocation, copied by value. Only the
+ * causes injected and invalid_seq can be dropped; every other cause is always accepted. */
+struct config_policy {
+	int drop_injected;         /* actions.injected: 1 "drop", 0 "accept" */
+	int drop_invalid_seq;      /* actions.invalid_seq: 1 "drop", 0 "accept" */
+	unsigned n_protect;        /* 0: every destination */
+	unsigned n_exempt;
+	unsigned n_exempt_ports;
+	struct cidr protect[CFG_POLICY_MAX_NETS];  /* drop only RSTs whose destination is inside */
+	struct cidr exempt[CFG_POLICY_MAX_NETS];   /* never drop RSTs from or to these */
+	uint16_t exempt_ports[CFG_POLICY_MAX_PORTS]; /* never drop RSTs from or to these ports */
+};
+
 /* Per-state idle timeouts of the flow table, in seconds. */
 struct config_flow_timeouts {
 	uint32_t syn;          /* handshake not complete (syn_sent, syn_recv) */
@@ -44,6 +67,18 @@ struct config {
 	/* eviction */
 	uint32_t idle_timeout;     /* middlebox idle timeout in seconds; 0: not configured */
 	int keepalive;             /* inject keepalive probes before idle_timeout */
+
+	/* detector: forged-RST judgement and holds */
+	uint32_t threshold;        /* score at which a RST is judged forged */
+	uint32_t ttl_tolerance;    /* TTL difference allowed before the TTL signal fires */
+	uint32_t min_rtt_ms;       /* the timing signal needs at least this RTT to the sender */
+	uint32_t hold_threshold;   /* enforce: hold RSTs scoring at least this; 0 holds every effective one */
+	uint32_t hold_min_ms;      /* a judgement waits at least this long for contradicting traffic */
+	uint32_t hold_max_ms;      /* ... and at most this long (4 x the sender's RTT in between) */
+	uint32_t max_pending;      /* RSTs awaiting judgement at once, per queue */
+
+	/* policy: what enforce mode drops */
+	struct config_policy policy;
 
 	/* Where the file was read from, for messages ("" when defaults only). */
 	char *source;

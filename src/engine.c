@@ -7,6 +7,7 @@
 
 #include "engine.h"
 #include "flow.h"
+#include "hold.h"
 #include "json.h"
 #include "tcpstate.h"
 #include "timer.h"
@@ -15,6 +16,8 @@
 #define EXPIRY_BUDGET 4096
 /* Candidates looked at when the table is full. */
 #define EVICT_CANDIDATES 32
+/* Slots of the RST history (direct-mapped by flow and direction; a collision forgets). */
+#define HISTORY_SLOTS 4096
 
 enum wheel_id { WHEEL_SHORT = 0, WHEEL_EST = 1 };
 
@@ -27,6 +30,15 @@ struct engine {
 	uint64_t base_mono_ns;
 	struct engine_time now;
 	uint32_t now_s, now_ms, now_us;   /* since the base; ms and us wrap, compared wrap-safe */
+
+	struct rst_params par;
+	struct hold_table holds;
+	struct rst_history *hist;
+	struct engine_verdict *decided;   /* held packets whose verdict is due */
+	uint32_t ndecided;
+
+	eng_rst_hook rst_hook;
+	void *rst_hook_ctx;
 
 	struct engine_stats st;
 };
@@ -63,12 +75,12 @@ timer_disarm(struct engine *e, uint32_t idx, struct flow *f)
 /* ---- events ---- */
 
 static void
-put_common(struct engine *e, struct json *j, uint64_t flow_id, const char *type, int family,
+put_common(struct json *j, uint64_t real_ns, uint64_t flow_id, const char *type, int family,
 	   const uint8_t *src, uint16_t sport, const uint8_t *dst, uint16_t dport)
 {
 	char ts[40], a[48];
 
-	EV_FormatTime(e->now.real_ns, ts, sizeof(ts));
+	EV_FormatTime(real_ns, ts, sizeof(ts));
 	JSON_Str(j, "timestamp", ts);
 	JSON_U64(j, "flow_id", flow_id);
 	JSON_Str(j, "event_type", type);
@@ -111,7 +123,7 @@ emit_flow(struct engine *e, const struct flow *f, const char *reason)
 	if (end_mono < start_mono)
 		end_mono = start_mono;
 	JSON_Init(&j, buf, sizeof(buf));
-	put_common(e, &j, FLOW_Id(e->table, f), "flow", family, f->cli, f->cport, f->srv, f->sport);
+	put_common(&j, e->now.real_ns, FLOW_Id(e->table, f), "flow", family, f->cli, f->cport, f->srv, f->sport);
 	JSON_ObjectOpen(&j, "flow");
 	JSON_U64(&j, "pkts_toserver", f->dir[DIR_TOSERVER].pkts);
 	JSON_U64(&j, "pkts_toclient", f->dir[DIR_TOCLIENT].pkts);
@@ -147,29 +159,55 @@ flags_string(uint8_t flags, char *out)
 }
 
 static void
-emit_rst(struct engine *e, const struct flow *f, int dir, const struct pkt *p, const struct rst_result *r,
-	 enum rg_verdict verdict, enum rg_verdict would)
+emit_anomaly(struct engine *e, const struct pending_rst *pr)
 {
+	char buf[EVENT_LINE_MAX];
+	struct json j;
+
+	if (e->sink == NULL || !EV_Allow(e->sink, e->now.mono_ns))
+		return;
+	JSON_Init(&j, buf, sizeof(buf));
+	put_common(&j, pr->real_ns, pr->flow_id, "anomaly", pr->pkt.family, pr->pkt.src, pr->pkt.sport, pr->pkt.dst,
+		   pr->pkt.dport);
+	JSON_ObjectOpen(&j, "anomaly");
+	JSON_Str(&j, "type", "stream");
+	JSON_Str(&j, "event", "stream.suspected_rst_inject");
+	JSON_ObjectClose(&j);
+	submit(e, &j);
+}
+
+static void
+emit_rst(struct engine *e, const struct pending_rst *pr, enum rg_verdict verdict, enum rg_verdict would)
+{
+	const struct pkt *p = &pr->pkt;
+	const struct rst_result *r = &pr->res;
 	char buf[EVENT_LINE_MAX], fl[10];
 	struct json j;
 
 	if (e->sink == NULL || !EV_Allow(e->sink, e->now.mono_ns))
 		return;
 	JSON_Init(&j, buf, sizeof(buf));
-	put_common(e, &j, f ? FLOW_Id(e->table, f) : FLOW_IdForPacket(e->table, p), "rst", p->family,
-		   p->src, p->sport, p->dst, p->dport);
+	put_common(&j, pr->real_ns, pr->flow_id, "rst", p->family, p->src, p->sport, p->dst, p->dport);
 	JSON_Str(&j, "verdict", POLICY_VerdictName(verdict));
 	JSON_ObjectOpen(&j, "rst");
 	JSON_Str(&j, "cause", RST_CauseName(r->cause));
 	JSON_Bool(&j, "forged", r->forged);
 	JSON_ArrayOpen(&j, "evidence");
-	for (unsigned b = 0; b < RST_EV_MAX; b++)
+	for (unsigned b = 0; b < RST_EV_COUNT; b++)
 		if (r->evidence & (1u << b))
 			JSON_ArrayStr(&j, RST_EvidenceName(b));
 	JSON_ArrayClose(&j);
+	JSON_U64(&j, "score", (uint64_t)r->score);
+	if (r->forged)
+		JSON_Str(&j, "apparent_cause", RST_CauseName(r->apparent));
 	JSON_Bool(&j, "would_drop", would == RG_DROP);
+	JSON_Bool(&j, "held", pr->held);
 	JSON_Str(&j, "seq_check", TCP_RstSeqName(r->seq_class));
+	JSON_Bool(&j, "effective", r->seq_class == RST_SEQ_EXACT);
+	JSON_Bool(&j, "challenge_ack", r->seq_class == RST_SEQ_IN_WINDOW);
 	JSON_U64(&j, "ttl", p->ttl);
+	if (pr->has_base)
+		JSON_U64(&j, "ttl_baseline", pr->ttl_base);
 	if (p->family == AF_INET) {
 		JSON_U64(&j, "ipid", p->ipid);
 		JSON_Bool(&j, "df", p->df);
@@ -180,15 +218,11 @@ emit_rst(struct engine *e, const struct flow *f, int dir, const struct pkt *p, c
 	JSON_Str(&j, "flags", fl);
 	JSON_U64(&j, "window", p->win);
 	JSON_U64(&j, "payload_len", p->payload_len);
-	if (f) {
-		const struct flow_dir *s = &f->dir[dir];
-
-		JSON_Str(&j, "state", FLOW_StateName((enum tcp_state)f->state));
-		JSON_Str(&j, "direction", dir == DIR_TOSERVER ? "toserver" : "toclient");
-		JSON_Bool(&j, "midstream", (f->flags & FL_MIDSTREAM) != 0);
-		if (s->flags & FD_SEEN)
-			JSON_U64(&j, "ttl_baseline", s->ttl_base);
-		JSON_U64(&j, "idle_ms", (uint32_t)(e->now_ms - f->last_seen_ms));
+	if (pr->has_flow) {
+		JSON_Str(&j, "state", FLOW_StateName((enum tcp_state)pr->prev_state));
+		JSON_Str(&j, "direction", pr->dir == DIR_TOSERVER ? "toserver" : "toclient");
+		JSON_Bool(&j, "midstream", pr->midstream);
+		JSON_U64(&j, "idle_ms", pr->idle_ms);
 	}
 	JSON_ObjectClose(&j);
 	submit(e, &j);
@@ -196,12 +230,16 @@ emit_rst(struct engine *e, const struct flow *f, int dir, const struct pkt *p, c
 
 /* ---- flow lifetime ---- */
 
+static void resolve_flow(struct engine *e, uint32_t idx, struct flow *f);
+
 /* End a flow: report it and give its record back. */
 static void
 end_flow(struct engine *e, uint32_t idx, const char *reason)
 {
 	struct flow *f = FLOW_Get(e->table, idx);
 
+	if (f->flags & FL_PENDING)
+		resolve_flow(e, idx, f);
 	emit_flow(e, f, reason);
 	timer_disarm(e, idx, f);
 	FLOW_Remove(e->table, idx);
@@ -284,42 +322,215 @@ state_changed(struct engine *e, uint32_t idx, struct flow *f, enum tcp_state pre
 	}
 }
 
-static enum rg_verdict
-handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p)
-{
-	struct flow *f = ref ? ref->flow : NULL;
-	int dir = ref ? ref->dir : DIR_TOSERVER;
-	struct rst_result r;
-	enum rg_verdict verdict, would;
+/* ---- RST judgement ---- */
 
-	e->st.rst++;
-	RST_Analyse(f, dir, p, e->now_us, &r);
-	would = POLICY_WouldDo(e->cfg, &r);
-	verdict = POLICY_Decide(e->cfg, &r);
-	e->st.rst_cause[r.cause]++;
-	if (r.forged)
+static void
+load_params(struct engine *e)
+{
+	e->par.ttl_tolerance = (uint8_t)e->cfg->ttl_tolerance;
+	e->par.threshold = (uint16_t)e->cfg->threshold;
+	e->par.min_rtt_us = e->cfg->min_rtt_ms * 1000;
+}
+
+static inline struct rst_history *
+history_slot(struct engine *e, uint32_t idx, int dir)
+{
+	return &e->hist[((idx << 1) | (uint32_t)dir) & (HISTORY_SLOTS - 1)];
+}
+
+/* How long a judgement may wait for the sender's own traffic: 4 x the RTT to the sender,
+ * within [hold_min_ms, hold_max_ms]. */
+static uint32_t
+wait_ms(const struct engine *e, const struct flow *f, int dir)
+{
+	uint32_t rtt_us = (uint32_t)f->rtt_10us[dir == DIR_TOCLIENT ? DIR_TOSERVER : DIR_TOCLIENT] * 10;
+	uint32_t ms = rtt_us * 4 / 1000, lo = e->cfg->hold_min_ms, hi = e->cfg->hold_max_ms;
+
+	if (lo > hi)
+		lo = hi;
+	return ms < lo ? lo : ms > hi ? hi : ms;
+}
+
+/* The final word on a RST: verdict, event, and what it does to the flow. pr->held says whether
+ * the packet's verdict is still owed. Returns the verdict. */
+static enum rg_verdict
+conclude(struct engine *e, struct flow *f, struct pending_rst *pr)
+{
+	enum rg_verdict would = POLICY_WouldDo(e->cfg, &pr->pkt, &pr->res);
+	enum rg_verdict verdict = POLICY_Decide(e->cfg, &pr->pkt, &pr->res);
+
+	e->st.rst_cause[pr->res.cause]++;
+	if (pr->res.forged)
 		e->st.rst_forged++;
 	if (would == RG_DROP)
 		e->st.rst_would_drop++;
-	emit_rst(e, f, dir, p, &r, verdict, would);
-
-	if (verdict == RG_DROP) {
-		/* The receiver never sees it: the connection's state does not change. */
+	if (verdict == RG_DROP)
 		e->st.rst_dropped++;
-		return verdict;
+	emit_rst(e, pr, verdict, would);
+	if (e->rst_hook)
+		e->rst_hook(e->rst_hook_ctx, &pr->pkt, &pr->res, would);
+	if (pr->res.forged) {
+		emit_anomaly(e, pr);
+		if (f)
+			f->dir[pr->dir].flags |= FD_FORGED;
 	}
-	if (f) {
-		enum tcp_state prev;
+	if (pr->held) {
+		/* Room is guaranteed: a slot is taken only while used + ndecided < cap. */
+		e->decided[e->ndecided].pkt_id = pr->pkt_id;
+		e->decided[e->ndecided].verdict = verdict;
+		e->ndecided++;
+		/* A packet that was held and is now let through reaches the receiver only now. */
+		if (f && verdict == RG_ACCEPT) {
+			enum tcp_state prev = TCP_Update(f, pr->dir, &pr->pkt, e->now_us);
 
+			state_changed(e, pr->flow_idx, f, prev);
+		}
+	}
+	return verdict;
+}
+
+/* Judge every pending RST of flow idx now (its record is about to go, or it has news). */
+static void
+resolve_flow(struct engine *e, uint32_t idx, struct flow *f)
+{
+	for (uint32_t i = 0; i < e->holds.cap && e->holds.used; i++) {
+		struct pending_rst *pr = &e->holds.slots[i];
+
+		if (pr->in_use && pr->flow_idx == idx && pr->flow_start_cs == f->first_seen_cs) {
+			conclude(e, f, pr);
+			HOLD_Remove(&e->holds, pr);
+		}
+	}
+	f->flags &= (uint8_t)~FL_PENDING;
+}
+
+/* A packet of a flow with pending RSTs: from a RST's claimed sender, later traffic contradicts
+ * it (the race); a burst of further RSTs adds its evidence to the earlier ones. */
+static void
+pending_news(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct pkt *p, uint32_t burst_bits)
+{
+	int left = 0;
+
+	for (uint32_t i = 0; i < e->holds.cap && e->holds.used; i++) {
+		struct pending_rst *pr = &e->holds.slots[i];
+
+		if (!pr->in_use || pr->flow_idx != idx || pr->flow_start_cs != f->first_seen_cs)
+			continue;
+		if (pr->dir == dir) {
+			if (burst_bits) {
+				for (unsigned b = 0; b < RST_EV_COUNT; b++)
+					if (burst_bits & (1u << b))
+						RST_AddEvidence(&pr->res, b, &e->par);
+			} else if (!(p->flags & TCPF_RST) && RST_IsRace(p, pr->pkt.seq, pr->ack_before)) {
+				RST_AddEvidence(&pr->res, RST_EV_RACE, &e->par);
+				e->st.rst_race++;
+			}
+		}
+		if (pr->res.forged) {
+			conclude(e, f, pr);
+			HOLD_Remove(&e->holds, pr);
+		} else {
+			left = 1;
+		}
+	}
+	if (!left)
+		f->flags &= (uint8_t)~FL_PENDING;
+}
+
+static enum rg_verdict
+handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t pkt_id)
+{
+	struct flow *f = ref ? ref->flow : NULL;
+	int dir = ref ? ref->dir : DIR_TOSERVER;
+	struct pending_rst now_pr, *pr = &now_pr;
+	struct rst_context ctx = { 0 };
+	struct rst_history *h = NULL;
+	enum rg_verdict verdict;
+	int wait = 0, hold = 0;
+
+	e->st.rst++;
+	memset(&now_pr, 0, sizeof(now_pr));
+	now_pr.real_ns = e->now.real_ns;
+	if (f) {
+		const struct flow_dir *s = &f->dir[dir];
+
+		h = history_slot(e, ref->index, dir);
+		ctx.now_ms = e->now_ms;
+		uint64_t since_us = (uint64_t)(uint32_t)(e->now_ms - f->last_seen_ms) * 1000;
+
+		ctx.since_last_us = since_us > UINT32_MAX ? UINT32_MAX : (uint32_t)since_us;
+		ctx.last_from_receiver = (f->dir[!dir].flags & FD_LAST) != 0;
+		if (h->key == ((ref->index << 1) | (uint32_t)dir) + 1 && h->flow_start_cs == f->first_seen_cs &&
+		    e->now_ms - h->last_ms <= RST_BURST_WINDOW_MS)
+			ctx.hist = h;
+		RST_Analyse(f, dir, p, &ctx, &e->par, &now_pr.res);
+		RST_Remember(h, ((ref->index << 1) | (uint32_t)dir) + 1, f->first_seen_cs, p, e->now_ms);
+		now_pr.has_flow = 1;
+		now_pr.flow_idx = ref->index;
+		now_pr.flow_start_cs = f->first_seen_cs;
+		now_pr.flow_id = FLOW_Id(e->table, f);
+		now_pr.dir = (uint8_t)dir;
+		now_pr.prev_state = f->state;
+		now_pr.idle_ms = e->now_ms - f->last_seen_ms;
+		now_pr.midstream = (f->flags & FL_MIDSTREAM) != 0;
+		now_pr.ack_before = s->last_ack;
+		if (s->flags & FD_SEEN) {
+			now_pr.has_base = 1;
+			now_pr.ttl_base = s->ttl_base;
+		}
+		/* A burst makes the sender's earlier RSTs suspect too. */
+		if (f->flags & FL_PENDING)
+			pending_news(e, ref->index, f, dir, p, now_pr.res.evidence &
+				     ((1u << RST_EV_SEQ_BURST) | (1u << RST_EV_TTL_BURST) | (1u << RST_EV_IDENTICAL)));
+		/* Not yet conclusive, and its sender may still contradict it: wait for that. A RST
+		 * the receiver ignores (out of window) needs no waiting. */
+		wait = !now_pr.res.forged && now_pr.res.seq_class != RST_SEQ_OUT_OF_WINDOW &&
+		       (f->state == TCP_ESTABLISHED || f->state == TCP_FIN_WAIT || f->state == TCP_CLOSING);
+		hold = wait && e->cfg->mode == RG_MODE_ENFORCE && pkt_id != ENG_NO_ID &&
+		       (uint32_t)now_pr.res.score >= e->cfg->hold_threshold;
+	} else {
+		RST_Analyse(NULL, dir, p, &ctx, &e->par, &now_pr.res);
+		now_pr.flow_id = FLOW_IdForPacket(e->table, p);
+	}
+	now_pr.pkt = *p;
+	now_pr.pkt.payload = NULL;
+	now_pr.pkt.payload_caplen = 0;
+
+	if (wait) {
+		/* Decided verdicts not yet collected keep their room: used + decided <= cap. */
+		pr = e->holds.used + e->ndecided < e->holds.cap ? HOLD_Add(&e->holds) : NULL;
+		if (pr == NULL) {
+			e->st.pending_full++;
+			pr = &now_pr;
+			wait = hold = 0;
+		} else {
+			*pr = now_pr;
+			pr->in_use = 1;
+			pr->pkt_id = pkt_id;
+			pr->deadline_ms = e->now_ms + wait_ms(e, f, dir);
+			f->flags |= FL_PENDING;
+			if (hold) {
+				pr->held = 1;
+				e->holds.held++;
+				e->st.rst_held++;
+			}
+		}
+	}
+	if (f)
 		f->last_seen_ms = e->now_ms;
-		prev = TCP_Update(f, dir, p, e->now_us);
+	if (hold)
+		return RG_HOLD;   /* the flow's state changes only if the RST is let through */
+	verdict = wait ? POLICY_Decide(e->cfg, &pr->pkt, &pr->res) : conclude(e, f, pr);
+	if (f && verdict == RG_ACCEPT) {
+		enum tcp_state prev = TCP_Update(f, dir, p, e->now_us);
+
 		state_changed(e, ref->index, f, prev);
 	}
 	return verdict;
 }
 
 enum rg_verdict
-ENG_Packet(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen)
+ENG_Packet(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen, uint32_t pkt_id)
 {
 	struct pkt p;
 	struct flow_ref ref;
@@ -336,7 +547,7 @@ ENG_Packet(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wire
 
 	found = FLOW_Lookup(e->table, &p, &ref);
 	if (p.flags & TCPF_RST)
-		return handle_rst(e, found ? &ref : NULL, &p);
+		return handle_rst(e, found ? &ref : NULL, &p, pkt_id);
 
 	if (found) {
 		f = ref.flow;
@@ -351,6 +562,8 @@ ENG_Packet(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wire
 	}
 	if (f == NULL)
 		return RG_ACCEPT;
+	if (f->flags & FL_PENDING)
+		pending_news(e, ref.index, f, ref.dir, &p, 0);
 
 	f->last_seen_ms = e->now_ms;
 	prev = TCP_Update(f, ref.dir, &p, e->now_us);
@@ -383,8 +596,9 @@ ENG_SetTime(struct engine *e, const struct engine_time *now)
 {
 	uint64_t rel;
 
-	if (now->mono_ns < e->base_mono_ns)
-		return;  /* never go back */
+	/* Never go back (a capture's timestamps may): idle times are unsigned differences. */
+	if (now->mono_ns < e->base_mono_ns || now->mono_ns < e->now.mono_ns)
+		return;
 	e->now = *now;
 	rel = now->mono_ns - e->base_mono_ns;
 	e->now_s = (uint32_t)(rel / 1000000000ULL);
@@ -392,9 +606,66 @@ ENG_SetTime(struct engine *e, const struct engine_time *now)
 	e->now_us = (uint32_t)(rel / 1000ULL);
 }
 
+/* Judge the pending RSTs whose wait is over. */
+static void
+pending_due(struct engine *e)
+{
+	for (uint32_t i = 0; i < e->holds.cap && e->holds.used; i++) {
+		struct pending_rst *pr = &e->holds.slots[i];
+		struct flow *f;
+
+		if (!pr->in_use || (int32_t)(e->now_ms - pr->deadline_ms) < 0)
+			continue;
+		f = FLOW_Get(e->table, pr->flow_idx);
+		if (!(f->flags & FL_LINKED) || f->first_seen_cs != pr->flow_start_cs)
+			f = NULL;  /* cannot happen: a flow's end judges its RSTs first */
+		conclude(e, f, pr);
+		HOLD_Remove(&e->holds, pr);
+		if (f) {
+			int left = 0;
+
+			for (uint32_t k = 0; k < e->holds.cap && !left; k++)
+				left = e->holds.slots[k].in_use && e->holds.slots[k].flow_idx == pr->flow_idx;
+			if (!left)
+				f->flags &= (uint8_t)~FL_PENDING;
+		}
+	}
+}
+
+uint32_t
+ENG_TakeVerdicts(struct engine *e, struct engine_verdict *out, uint32_t max)
+{
+	uint32_t n = e->ndecided < max ? e->ndecided : max;
+
+	memcpy(out, e->decided, n * sizeof(*out));
+	memmove(e->decided, e->decided + n, (e->ndecided - n) * sizeof(*out));
+	e->ndecided -= n;
+	return n;
+}
+
+uint32_t
+ENG_HeldCount(const struct engine *e)
+{
+	return e->holds.held;
+}
+
+int
+ENG_NextDueMs(const struct engine *e)
+{
+	uint32_t d;
+	int32_t left;
+
+	if (!HOLD_NextDeadline(&e->holds, &d))
+		return -1;
+	left = (int32_t)(d - e->now_ms);
+	return left < 0 ? 0 : left;
+}
+
 void
 ENG_Tick(struct engine *e)
 {
+	if (e->holds.used)
+		pending_due(e);
 	TIMER_Advance(&e->wheel[WHEEL_SHORT], e->table, e->now_s, EXPIRY_BUDGET, expiry_due, e);
 	TIMER_Advance(&e->wheel[WHEEL_EST], e->table, e->now_s, EXPIRY_BUDGET, expiry_due, e);
 }
@@ -417,6 +688,13 @@ ENG_Create(const struct config *cfg, uint32_t max_flows, struct event_sink *sink
 	e->cfg = cfg;
 	e->sink = sink;
 	e->base_mono_ns = start->mono_ns;
+	load_params(e);
+	e->hist = calloc(HISTORY_SLOTS, sizeof(*e->hist));
+	e->decided = calloc(cfg->max_pending, sizeof(*e->decided));
+	if (e->hist == NULL || e->decided == NULL || HOLD_Init(&e->holds, cfg->max_pending) < 0) {
+		ENG_Destroy(e);
+		return NULL;
+	}
 	ENG_SetTime(e, start);
 	TIMER_Init(&e->wheel[WHEEL_SHORT], 0);
 	TIMER_Init(&e->wheel[WHEEL_EST], 0);
@@ -426,7 +704,9 @@ ENG_Create(const struct config *cfg, uint32_t max_flows, struct event_sink *sink
 void
 ENG_SetConfig(struct engine *e, const struct config *cfg)
 {
+	/* The pending table keeps the size it was created with (max_pending needs a restart). */
 	e->cfg = cfg;
+	load_params(e);
 }
 
 void
@@ -434,12 +714,26 @@ ENG_Shutdown(struct engine *e)
 {
 	uint32_t cap = FLOW_Capacity(e->table);
 
+	/* Every held packet gets its verdict before the queue goes away. */
+	for (uint32_t i = 0; i < e->holds.cap && e->holds.used; i++) {
+		struct pending_rst *pr = &e->holds.slots[i];
+
+		if (pr->in_use)
+			resolve_flow(e, pr->flow_idx, FLOW_Get(e->table, pr->flow_idx));
+	}
 	for (uint32_t i = 0; i < cap && FLOW_Count(e->table) > 0; i++) {
 		struct flow *f = FLOW_Get(e->table, i);
 
 		if (f->flags & FL_LINKED)
 			end_flow(e, i, reason_shutdown);
 	}
+}
+
+void
+ENG_SetRstHook(struct engine *e, eng_rst_hook fn, void *ctx)
+{
+	e->rst_hook = fn;
+	e->rst_hook_ctx = ctx;
 }
 
 void
@@ -468,5 +762,8 @@ ENG_Destroy(struct engine *e)
 	if (e == NULL)
 		return;
 	FLOW_DestroyTable(e->table);
+	HOLD_Fini(&e->holds);
+	free(e->hist);
+	free(e->decided);
 	free(e);
 }

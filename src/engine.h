@@ -34,6 +34,9 @@ struct engine_stats {
 	uint64_t rst_forged;
 	uint64_t rst_dropped;
 	uint64_t rst_would_drop;
+	uint64_t rst_held;                /* packets held for judgement */
+	uint64_t rst_race;                /* RSTs contradicted by their sender's later traffic */
+	uint64_t pending_full;            /* RSTs judged at once because the pending table was full */
 	uint64_t flows_active;
 	uint64_t flows_capacity;
 	uint64_t memory_bytes;
@@ -51,14 +54,38 @@ void ENG_SetConfig(struct engine *e, const struct config *cfg);
  * offline). */
 void ENG_SetTime(struct engine *e, const struct engine_time *now);
 
-/* Process one IP packet and return its verdict. Never fails: whatever the bytes, a verdict. */
-enum rg_verdict ENG_Packet(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen);
+/* Process one IP packet and return its verdict. Never fails: whatever the bytes, a verdict.
+ * RG_HOLD (enforce mode only, and only when pkt_id is not ENG_NO_ID) means the verdict for
+ * pkt_id comes later through ENG_TakeVerdicts. */
+#define ENG_NO_ID UINT32_MAX
+enum rg_verdict ENG_Packet(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen,
+			   uint32_t pkt_id);
+
+/* A verdict that was held and is now decided. */
+struct engine_verdict {
+	uint32_t pkt_id;
+	enum rg_verdict verdict;
+};
+
+/* Collect up to max decided verdicts of held packets; returns how many. */
+uint32_t ENG_TakeVerdicts(struct engine *e, struct engine_verdict *out, uint32_t max);
+
+/* Packets currently held (their verdicts are owed). */
+uint32_t ENG_HeldCount(const struct engine *e);
+
+/* Milliseconds until the next pending judgement is due (0: due now), or -1 if none. */
+int ENG_NextDueMs(const struct engine *e);
 
 /* Expire idle flows up to the current time, with bounded work per call. */
 void ENG_Tick(struct engine *e);
 
-/* End every flow (flow events with reason "shutdown"). */
+/* Judge every pending RST now (held packets get their verdicts) and end every flow (flow events
+ * with reason "shutdown"). */
 void ENG_Shutdown(struct engine *e);
+
+/* Called once for every RST when it is judged (offline summaries). */
+typedef void (*eng_rst_hook)(void *ctx, const struct pkt *p, const struct rst_result *r, enum rg_verdict would);
+void ENG_SetRstHook(struct engine *e, eng_rst_hook fn, void *ctx);
 
 /* Counters. */
 void ENG_GetStats(const struct engine *e, struct engine_stats *st);

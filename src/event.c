@@ -30,6 +30,7 @@ static struct {
 	int fd;
 	char *path;
 	int is_stdout;
+	int synchronous;
 	int wake_fd;
 	struct event_sink *sinks[MAX_SINKS];
 	_Atomic int nsinks;
@@ -139,6 +140,10 @@ EV_Submit(struct event_sink *s, const char *line, size_t len)
 	size_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
 	size_t off, first;
 
+	if (len > s->size - (head - tail) && ev.synchronous) {
+		EV_Flush();
+		tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+	}
 	if (len > s->size - (head - tail)) {
 		atomic_fetch_add_explicit(&s->ring_dropped, 1, memory_order_relaxed);
 		return -1;
@@ -181,6 +186,12 @@ write_all(const char *p, size_t n)
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+void
+EV_SetSynchronous(int on)
+{
+	ev.synchronous = on;
 }
 
 size_t

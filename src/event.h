@@ -29,6 +29,10 @@ int EV_Allow(struct event_sink *s, uint64_t now_ns);
 /* Queue a complete line (with its newline). Returns 0, or -1 if the ring was full (counted). */
 int EV_Submit(struct event_sink *s, const char *line, size_t len);
 
+/* Single-threaded use (offline analysis): a submit that finds its ring full writes the rings out
+ * first instead of dropping the line. */
+void EV_SetSynchronous(int on);
+
 /* Control thread: write out whatever the sinks hold. Returns bytes written. */
 size_t EV_Flush(void);
 

@@ -6,6 +6,7 @@
  * crafted addresses cannot be aimed at one bucket. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include "flow.h"
@@ -21,6 +22,7 @@ struct flow_table {
 	uint32_t max_probe;
 	uint8_t key[16];
 	uint8_t id_key[16];
+	size_t flows_mapped, slots_mapped;
 };
 
 /* Canonical key: the lower (address, port) endpoint first, so both directions hash alike. */
@@ -51,6 +53,31 @@ make_key(struct canon_key *k, const uint8_t *src, uint16_t sp, const uint8_t *ds
 	k->family = family;
 }
 
+/* Zeroed memory for the big arrays, on huge pages where the kernel allows: a lookup then costs
+ * cache misses but no TLB misses, which is most of the difference at millions of flows. */
+static void *
+big_alloc(size_t size, size_t *mapped)
+{
+	size_t huge = 2u << 20;
+	void *p;
+
+	*mapped = (size + huge - 1) & ~(huge - 1);
+	p = mmap(NULL, *mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	madvise(p, *mapped, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+static void
+big_free(void *p, size_t mapped)
+{
+	if (p)
+		munmap(p, mapped);
+}
+
 struct flow_table *
 FLOW_CreateTable(uint32_t max_flows, const uint8_t seed[16])
 {
@@ -65,8 +92,8 @@ FLOW_CreateTable(uint32_t max_flows, const uint8_t seed[16])
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
-	t->flows = calloc(max_flows, sizeof(struct flow));
-	t->slots = calloc(size, sizeof(uint64_t));
+	t->flows = big_alloc((size_t)max_flows * sizeof(struct flow), &t->flows_mapped);
+	t->slots = big_alloc((size_t)size * sizeof(uint64_t), &t->slots_mapped);
 	if (t->flows == NULL || t->slots == NULL) {
 		FLOW_DestroyTable(t);
 		return NULL;
@@ -88,8 +115,8 @@ FLOW_DestroyTable(struct flow_table *t)
 {
 	if (t == NULL)
 		return;
-	free(t->flows);
-	free(t->slots);
+	big_free(t->flows, t->flows_mapped);
+	big_free(t->slots, t->slots_mapped);
 	free(t);
 }
 

@@ -42,15 +42,18 @@ enum ipid_habit { IPID_UNKNOWN = 0, IPID_INCREMENTING, IPID_ZERO, IPID_RANDOM };
 #define FD_FIN_ACKED  0x0200  /* the peer acknowledged our FIN */
 #define FD_MD5        0x0400  /* TCP-MD5 or TCP-AO in use: never inject for this flow */
 #define FD_ACK        0x0800  /* last_ack is known */
+#define FD_LAST       0x1000  /* sent the flow's most recent packet */
+#define FD_LASTDATA   0x2000  /* sent the flow's most recent payload */
+#define FD_FORGED     0x4000  /* a forged RST claimed to come from this side */
 
 /* What one side of the connection has shown, as seen at the gateway. */
 struct flow_dir {
+	uint64_t bytes;         /* IP bytes (first: keeps the record free of padding) */
 	uint32_t isn;           /* initial sequence number (FD_ISN) */
 	uint32_t next_seq;      /* highest seq + len (+SYN/FIN) sent */
 	uint32_t last_ack;      /* last cumulative ACK sent */
 	uint32_t tsval;         /* last TSval sent (its TSecr is the peer's tsval) */
 	uint32_t pkts;
-	uint64_t bytes;         /* IP bytes */
 	uint16_t win;           /* last raw window */
 	uint16_t ipid;          /* last IP ID (IPv4) */
 	uint16_t flags;         /* FD_* */
@@ -59,7 +62,7 @@ struct flow_dir {
 	uint8_t ttl_last;
 	uint8_t ipid_habit;     /* enum ipid_habit */
 	uint8_t ipid_samples;   /* consecutive observations supporting ipid_habit (saturates) */
-	uint8_t rst_count;      /* RSTs sent in this direction (saturates) */
+	uint8_t ka_probes;      /* keepalive-like probes sent since the peer last answered */
 };
 
 /* Flow flags. */
@@ -68,6 +71,7 @@ struct flow_dir {
 #define FL_RST_SEEN    0x04
 #define FL_WHEEL_EST   0x08   /* linked in the established wheel (else the short one) */
 #define FL_LINKED      0x10   /* linked in a wheel */
+#define FL_PENDING     0x20   /* a RST of this flow awaits judgement (see hold.h) */
 
 struct flow {
 	/* key: addresses and ports in the direction of the client */

@@ -1,6 +1,7 @@
 /* A JSON writer into a caller's fixed buffer. Event lines are small and bounded: anything that
  * does not fit marks the line as overflowed instead of truncating it into invalid JSON. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -152,11 +153,13 @@ JSON_Init(struct json *j, char *buf, size_t cap)
 	putc_(j, '{');
 }
 
+static void close_(struct json *j, char c);
+
 size_t
 JSON_Finish(struct json *j)
 {
 	while (j->depth > 0)
-		JSON_ObjectClose(j);
+		close_(j, j->closer[j->depth]);
 	put(j, "}\n", 2);
 	if (j->overflow)
 		return 0;
@@ -214,7 +217,7 @@ JSON_Double(struct json *j, const char *k, double val, int decimals)
 	int n = snprintf(tmp, sizeof(tmp), "%.*f", decimals, val);
 
 	key(j, k);
-	if (n <= 0 || (size_t)n >= sizeof(tmp) || val != val)
+	if (n <= 0 || (size_t)n >= sizeof(tmp) || !isfinite(val))
 		put(j, "null", 4);
 	else
 		put(j, tmp, (size_t)n);
@@ -231,12 +234,13 @@ open_(struct json *j, const char *k, char c)
 	}
 	j->depth++;
 	j->need_comma[j->depth] = 0;
+	j->closer[j->depth] = c == '{' ? '}' : ']';
 }
 
 static void
 close_(struct json *j, char c)
 {
-	if (j->depth == 0) {
+	if (j->depth == 0 || j->closer[j->depth] != c) {
 		j->overflow = 1;
 		return;
 	}

@@ -14,6 +14,7 @@ struct json {
 	int overflow;                      /* set when something did not fit: the line is unusable */
 	int depth;
 	uint8_t need_comma[JSON_MAX_DEPTH];
+	char closer[JSON_MAX_DEPTH];        /* '}' or ']' for each open level */
 };
 
 /* Start writing into buf (cap bytes) with the outer object opened. */
@@ -29,6 +30,7 @@ void JSON_U64(struct json *j, const char *key, uint64_t val);
 void JSON_I64(struct json *j, const char *key, int64_t val);
 void JSON_Bool(struct json *j, const char *key, int val);
 void JSON_Double(struct json *j, const char *key, double val, int decimals);
+/* An object member (key) or, with key NULL, an object element of the current array. */
 void JSON_ObjectOpen(struct json *j, const char *key);
 void JSON_ObjectClose(struct json *j);
 void JSON_ArrayOpen(struct json *j, const char *key);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "nfq.h"
 #include "notify.h"
+#include "offline.h"
 
 #define EVENT_RING_BYTES (1u << 20)
 #define CONTROL_POLL_MS 200
@@ -32,6 +33,8 @@ struct cli {
 	const char *events;
 	uint32_t idle_timeout;
 	int check_only;
+	const char *read_file;           /* offline analysis of a capture */
+	enum summary_format summary;
 };
 
 struct worker {
@@ -66,6 +69,7 @@ usage(FILE *out)
 	fprintf(out,
 		"usage: rstguard [-c FILE] [-q NUM] [-m detect|enforce] [-e PATH] [--idle-timeout SECONDS]\n"
 		"                [--keepalive] [-t|--check-config] [-V|--version] [-h|--help]\n"
+		"       rstguard -r CAPTURE [--summary text|json] [-c FILE] [-m MODE] [-e PATH] ...\n"
 		"\n"
 		"  -c, --config FILE        libconfig file (default: built-in settings)\n"
 		"  -q, --queue NUM          first NFQUEUE number\n"
@@ -73,6 +77,8 @@ usage(FILE *out)
 		"  -e, --events PATH        JSON-lines event file, - for standard output\n"
 		"      --idle-timeout SECS  idle timeout of the middlebox beyond the gateway (0: none)\n"
 		"      --keepalive          keep idle flows alive with keepalive probes\n"
+		"  -r, --read FILE          analyse a pcap/pcapng capture (- for stdin) instead of a queue\n"
+		"      --summary FORMAT     summary after -r on stderr: text (default) or json\n"
 		"  -t, --check-config       check the configuration and exit\n"
 		"  -V, --version            print the version and exit\n"
 		"  -h, --help               print this help and exit\n");
@@ -98,7 +104,7 @@ parse_uint(const char *s, unsigned long lo, unsigned long hi, uint32_t *out)
 static void
 parse_args(int argc, char **argv, struct cli *cli)
 {
-	enum { OPT_IDLE = 256, OPT_KEEPALIVE };
+	enum { OPT_IDLE = 256, OPT_KEEPALIVE, OPT_SUMMARY };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "queue", required_argument, NULL, 'q' },
@@ -107,6 +113,8 @@ parse_args(int argc, char **argv, struct cli *cli)
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 		{ "keepalive", no_argument, NULL, OPT_KEEPALIVE },
 		{ "check-config", no_argument, NULL, 't' },
+		{ "read", required_argument, NULL, 'r' },
+		{ "summary", required_argument, NULL, OPT_SUMMARY },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -114,7 +122,7 @@ parse_args(int argc, char **argv, struct cli *cli)
 	uint32_t v;
 	int c, m;
 
-	while ((c = getopt_long(argc, argv, "c:q:m:e:tVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:q:m:e:r:tVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			cli->config_file = optarg;
@@ -157,6 +165,19 @@ parse_args(int argc, char **argv, struct cli *cli)
 			break;
 		case 't':
 			cli->check_only = 1;
+			break;
+		case 'r':
+			cli->read_file = optarg;
+			break;
+		case OPT_SUMMARY:
+			if (strcmp(optarg, "text") == 0) {
+				cli->summary = SUMMARY_TEXT;
+			} else if (strcmp(optarg, "json") == 0) {
+				cli->summary = SUMMARY_JSON;
+			} else {
+				fprintf(stderr, "rstguard: invalid summary format '%s' (text or json)\n", optarg);
+				exit(2);
+			}
 			break;
 		case 'V':
 			printf("rstguard %s\n", PACKAGE_VERSION);
@@ -213,7 +234,6 @@ worker_main(void *arg)
 	NFQ_GetStats(w->q, &w->qstats);
 	NFQ_Close(w->q);
 	w->q = NULL;
-	ENG_Shutdown(w->eng);
 	atomic_store(&w->done, 1);
 	return NULL;
 }
@@ -232,6 +252,8 @@ keep_restart_only(struct config *nc, const struct config *old)
 		log_warnx("reload: events.path changed: requires restart");
 	if (nc->log_syslog != old->log_syslog)
 		log_warnx("reload: log.target changed: requires restart");
+	if (nc->max_pending != old->max_pending)
+		log_warnx("reload: detector.max_pending changed: requires restart");
 	nc->queue_num = old->queue_num;
 	nc->queue_count = old->queue_count;
 	nc->queue_maxlen = old->queue_maxlen;
@@ -243,6 +265,7 @@ keep_restart_only(struct config *nc, const struct config *old)
 	free(nc->events_path);
 	nc->events_path = strdup(old->events_path);
 	nc->log_syslog = old->log_syslog;
+	nc->max_pending = old->max_pending;
 }
 
 static int
@@ -328,9 +351,11 @@ log_stats(struct worker *w, unsigned n)
 		if (es.rst_cause[c] && off < sizeof(causes))
 			off += (size_t)snprintf(causes + off, sizeof(causes) - off, " %s=%llu",
 						RST_CauseName((enum rst_cause)c), (unsigned long long)es.rst_cause[c]);
-	log_info("rst %llu:%s; forged %llu, dropped %llu, would drop %llu",
+	log_info("rst %llu:%s; forged %llu, dropped %llu, would drop %llu, held %llu, races %llu, judged at once (pending full) %llu",
 		 (unsigned long long)es.rst, causes, (unsigned long long)es.rst_forged,
-		 (unsigned long long)es.rst_dropped, (unsigned long long)es.rst_would_drop);
+		 (unsigned long long)es.rst_dropped, (unsigned long long)es.rst_would_drop,
+		 (unsigned long long)es.rst_held, (unsigned long long)es.rst_race,
+		 (unsigned long long)es.pending_full);
 	log_info("events: written %llu, rate-limited %llu, ring full %llu, write errors %llu",
 		 (unsigned long long)ev.written, (unsigned long long)ev.rate_dropped,
 		 (unsigned long long)ev.ring_dropped, (unsigned long long)ev.write_errors);
@@ -376,6 +401,16 @@ main(int argc, char **argv)
 	}
 
 	LOG_Initialise(cfg->log_syslog, (enum log_level)cfg->log_level);
+	if (cli.read_file) {
+		if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0)
+			fatalx("cannot open the event output %s", cfg->events_path);
+		rc = OFF_Run(cfg, cli.read_file, cli.summary);
+		EV_Finalise();
+		LOG_Finalise();
+		CFG_Free(cfg);
+		free(cfg);
+		return rc;
+	}
 	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		fatal("getrandom");
 	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0)

@@ -42,6 +42,7 @@ struct nfq {
 	uint32_t batch;
 	struct pending_verdict *pending;
 	uint32_t npending;
+	uint32_t cap;            /* room in pending */
 	struct engine *eng;      /* NULL while binding: packets are then accepted untouched */
 	struct nfq_stats st;
 };
@@ -57,8 +58,34 @@ NFQ_Now(struct engine_time *t)
 	t->real_ns = (uint64_t)r.tv_sec * 1000000000ULL + (uint64_t)r.tv_nsec;
 }
 
+static void send_verdicts_now(struct nfq *q);
+
+/* Send the verdicts collected so far, with those of held packets that were decided. */
 static void
 send_verdicts(struct nfq *q)
+{
+	uint32_t i;
+
+	if (q->eng) {
+		/* Held packets decided since: their verdicts go out with this batch. */
+		struct engine_verdict dv[64];
+		uint32_t n;
+
+		while ((n = ENG_TakeVerdicts(q->eng, dv, 64)) > 0) {
+			for (i = 0; i < n; i++) {
+				if (q->npending == q->cap)
+					send_verdicts_now(q);
+				q->pending[q->npending].id = dv[i].pkt_id;
+				q->pending[q->npending].verdict = dv[i].verdict == RG_DROP ? NF_DROP : NF_ACCEPT;
+				q->npending++;
+			}
+		}
+	}
+	send_verdicts_now(q);
+}
+
+static void
+send_verdicts_now(struct nfq *q)
 {
 	struct nlmsghdr *nlh;
 	size_t off = 0;
@@ -66,6 +93,10 @@ send_verdicts(struct nfq *q)
 
 	if (q->npending == 0)
 		return;
+	/* A batch verdict covers every queued id up to max_id, held ones included: with packets
+	 * on hold, verdicts go one by one (still in one sendmsg). */
+	if (q->eng && ENG_HeldCount(q->eng) > 0)
+		all_accept = 0;
 	for (i = 0; i < q->npending; i++) {
 		if (q->pending[i].verdict != NF_ACCEPT)
 			all_accept = 0;
@@ -115,10 +146,15 @@ packet_cb(const struct nlmsghdr *nlh, void *data)
 	}
 	wirelen = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : plen;
 	q->st.packets++;
-	if (q->eng && payload)
-		verdict = ENG_Packet(q->eng, payload, plen, wirelen) == RG_DROP ? NF_DROP : NF_ACCEPT;
-	if (q->npending == q->batch)
-		send_verdicts(q);
+	if (q->eng && payload) {
+		enum rg_verdict v = ENG_Packet(q->eng, payload, plen, wirelen, ntohl(ph->packet_id));
+
+		if (v == RG_HOLD)
+			return MNL_CB_OK;  /* the engine owes this packet its verdict */
+		verdict = v == RG_DROP ? NF_DROP : NF_ACCEPT;
+	}
+	if (q->npending == q->cap)
+		send_verdicts_now(q);
 	q->pending[q->npending].id = ntohl(ph->packet_id);
 	q->pending[q->npending].verdict = verdict;
 	q->npending++;
@@ -197,10 +233,11 @@ NFQ_Open(uint16_t num, const struct config *cfg)
 	q->rbuf_len = cfg->copy_range + NFQ_MSG_OVERHEAD;
 	if (q->rbuf_len < (size_t)MNL_SOCKET_BUFFER_SIZE)
 		q->rbuf_len = (size_t)MNL_SOCKET_BUFFER_SIZE;
-	q->sbuf_len = (size_t)q->batch * 64 + (size_t)MNL_SOCKET_BUFFER_SIZE;
+	q->cap = q->batch + 64;
+	q->sbuf_len = (size_t)q->cap * 64 + (size_t)MNL_SOCKET_BUFFER_SIZE;
 	q->rbuf = malloc(q->rbuf_len);
 	q->sbuf = malloc(q->sbuf_len);
-	q->pending = calloc(q->batch, sizeof(*q->pending));
+	q->pending = calloc(q->cap, sizeof(*q->pending));
 	if (q->rbuf == NULL || q->sbuf == NULL || q->pending == NULL) {
 		log_warnx("queue %u: out of memory", num);
 		goto fail;
@@ -293,24 +330,25 @@ NFQ_Run(struct nfq *q, struct engine *eng, atomic_int *stop,
 	while (!atomic_load_explicit(stop, memory_order_relaxed)) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		unsigned g = atomic_load_explicit(cfg_gen, memory_order_acquire);
-		int ready;
+		int ready, due;
 
 		if (g != gen) {
 			ENG_SetConfig(eng, atomic_load(cfg_ptr));
 			gen = g;
 			atomic_store(seen_gen, g);
 		}
-		ready = poll(&pfd, 1, POLL_MS);
+		due = ENG_NextDueMs(eng);
+		ready = poll(&pfd, 1, due >= 0 && due < POLL_MS ? due : POLL_MS);
 		NFQ_Now(&now);
 		ENG_SetTime(eng, &now);
 		if (ready > 0) {
 			if (receive_batch(q, fd) > 0)
 				q->st.batches++;
-			send_verdicts(q);
 		} else if (ready < 0 && errno != EINTR && q->st.recv_errors++ == 0) {
 			log_warn("queue %u: poll", q->num);
 		}
 		ENG_Tick(eng);
+		send_verdicts(q);
 	}
 	/* Give a verdict to everything already delivered to us before unbinding: the kernel drops
 	 * whatever is still queued when the queue goes away. */
@@ -319,6 +357,8 @@ NFQ_Run(struct nfq *q, struct engine *eng, atomic_int *stop,
 			break;
 		send_verdicts(q);
 	}
+	/* Held packets are judged now rather than dropped with the queue. */
+	ENG_Shutdown(eng);
 	send_verdicts(q);
 }
 

@@ -2,18 +2,39 @@
 #ifndef RSTGUARD_POLICY_H
 #define RSTGUARD_POLICY_H
 
+#include <stdint.h>
+
 #include "config.h"
+#include "packet.h"
 #include "rst.h"
 
-enum rg_verdict { RG_ACCEPT = 0, RG_DROP = 1 };
+/* RG_HOLD: the verdict comes later (enforce mode holding a suspicious RST). */
+enum rg_verdict { RG_ACCEPT = 0, RG_DROP = 1, RG_HOLD = 2 };
 
-/* What enforce mode would do with this RST (independent of the configured mode). */
-enum rg_verdict POLICY_WouldDo(const struct config *cfg, const struct rst_result *r);
+/* What enforce mode would do with this RST (independent of the configured mode): RG_DROP only
+ * when the action for its cause is "drop" (only injected and invalid_seq can have one; injected
+ * also needs r->forged), its destination is inside policy.protect (or that list is empty), and
+ * neither its addresses nor its ports are exempt. No allocation, no system call. */
+enum rg_verdict POLICY_WouldDo(const struct config *cfg, const struct pkt *p, const struct rst_result *r);
 
 /* The verdict to give: POLICY_WouldDo in enforce mode, always RG_ACCEPT in detect mode. */
-enum rg_verdict POLICY_Decide(const struct config *cfg, const struct rst_result *r);
+enum rg_verdict POLICY_Decide(const struct config *cfg, const struct pkt *p, const struct rst_result *r);
 
 /* "accept" or "drop". */
 const char *POLICY_VerdictName(enum rg_verdict v);
+
+/* Results of POLICY_CidrParse. */
+#define POLICY_CIDR_OK 0
+#define POLICY_CIDR_SYNTAX (-1)     /* not an IPv4 or IPv6 address, or a bad "/prefix" */
+#define POLICY_CIDR_PREFIX (-2)     /* prefix longer than 32 (IPv4) or 128 (IPv6) */
+#define POLICY_CIDR_HOST_BITS (-3)  /* the address has bits set beyond the prefix */
+
+/* Parse "198.18.0.0/15", "2001:db8::/32" or a bare address (a /32 or /128) into *out. Returns
+ * POLICY_CIDR_OK, or one of the errors above with *out untouched. */
+int POLICY_CidrParse(const char *s, struct cidr *out);
+
+/* Is addr (16 bytes, IPv4 in the first 4 as in struct pkt) of family (AF_INET, AF_INET6) inside
+ * network c? Never across families. */
+int POLICY_CidrMatch(const struct cidr *c, int family, const uint8_t *addr);
 
 #endif

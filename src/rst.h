@@ -1,4 +1,7 @@
-/* RST analysis: why was this connection reset, by whom, and would the reset take effect? */
+/* RST analysis: why was this connection reset, by whom, and would the reset take effect? The
+ * forged-RST detector judges each RST against what its claimed sender has shown so far (TTL,
+ * IP ID habit, DF, sequence state, timing) and against the RSTs it sent just before; the race
+ * signal (the claimed sender keeps talking after its own RST) is added later by the engine. */
 #ifndef RSTGUARD_RST_H
 #define RSTGUARD_RST_H
 
@@ -23,24 +26,85 @@ enum rst_cause {
 	RST_CAUSE_MAX
 };
 
+/* Evidence signals, one bit each. */
+enum rst_evidence {
+	RST_EV_TTL = 0,       /* TTL / hop limit off the sender's baseline */
+	RST_EV_IPID,          /* IP ID breaks the sender's habit (counting up, or zero) */
+	RST_EV_DF,            /* DF differs from the sender's habit */
+	RST_EV_SEQ_AHEAD,     /* seq beyond anything the sender has sent */
+	RST_EV_SEQ_BURST,     /* another RST from the sender just before, with a different seq */
+	RST_EV_TTL_BURST,     /* RSTs from the sender with different TTLs */
+	RST_EV_IDENTICAL,     /* identical copies of one RST */
+	RST_EV_RACE,          /* the sender kept sending after its RST */
+	RST_EV_TOO_FAST,      /* arrived sooner than the sender could have answered */
+	RST_EV_PAYLOAD,       /* data on the RST */
+	RST_EV_WINDOW_COPY,   /* window copied from the other direction */
+	RST_EV_ACK_INVALID,   /* acknowledges data never sent, or the SYN itself */
+	RST_EV_COUNT
+};
+#define RST_EV_MAX RST_EV_COUNT
+
+/* Detector settings (from the configuration). */
+struct rst_params {
+	uint8_t ttl_tolerance;      /* |dTTL| allowed before the TTL signal fires */
+	uint16_t threshold;         /* score at which a RST is judged forged */
+	uint32_t min_rtt_us;        /* the timing signal needs at least this RTT to be meaningful */
+};
+
+/* What the sender's previous RSTs looked like (kept per flow and direction by the engine). */
+struct rst_history {
+	uint32_t key;               /* (flow index << 1 | dir) + 1; 0 = empty */
+	uint32_t flow_start_cs;     /* tells a recycled flow record apart */
+	uint32_t last_ms;
+	uint32_t last_seq, last_ack;
+	uint8_t last_ttl;
+	uint8_t count;              /* RSTs in the current burst (saturates) */
+	uint8_t identical;          /* copies of the last one (saturates) */
+};
+
+/* Facts about the moment the RST arrived, supplied by the engine. */
+struct rst_context {
+	uint32_t now_ms;
+	uint32_t since_last_us;     /* time since the flow's previous packet */
+	int last_from_receiver;     /* that previous packet went the other way */
+	const struct rst_history *hist;  /* the sender's previous RSTs within the burst window, or NULL */
+	int peer_forged;            /* a forged RST claiming to be the other side was seen just before */
+};
+
+#define RST_BURST_WINDOW_MS 2000
+
 /* What the analysis concluded about one RST. */
 struct rst_result {
 	enum rst_cause cause;
 	enum rst_seq_class seq_class;
-	int forged;                 /* judged injected by a third party */
-	uint32_t evidence;          /* bit set of signals that fired (RST_EV_*) */
+	int forged;                 /* score >= threshold */
+	uint32_t evidence;          /* bit set of RST_EV_* */
 	int score;
+	enum rst_cause apparent;    /* the cause the wire state suggests, had the RST been genuine */
 };
 
 /* Classify the RST p travelling in direction dir of flow f (NULL when unknown). f must still hold
  * the state from before this packet. */
-void RST_Analyse(const struct flow *f, int dir, const struct pkt *p, uint32_t now_us, struct rst_result *out);
+void RST_Analyse(const struct flow *f, int dir, const struct pkt *p, const struct rst_context *ctx,
+		 const struct rst_params *par, struct rst_result *out);
+
+/* Add evidence found later (the race) and re-judge. */
+void RST_AddEvidence(struct rst_result *r, unsigned bit, const struct rst_params *par);
+
+/* Weight of an evidence signal in the score. */
+int RST_EvidenceWeight(unsigned bit);
 
 /* Token of a cause for events ("refused", "abort", ...). */
 const char *RST_CauseName(enum rst_cause c);
 
-/* Number of evidence names and the name of evidence bit i. */
-#define RST_EV_MAX 16
+/* Name of evidence bit i ("ttl", "ipid", ...). */
 const char *RST_EvidenceName(unsigned bit);
+
+/* Does packet p, sent by the RST's claimed sender after the RST, contradict it? rst_seq is the
+ * RST's seq, ack_before the sender's last ACK when the RST passed. */
+int RST_IsRace(const struct pkt *p, uint32_t rst_seq, uint32_t ack_before);
+
+/* Record the RST in the sender's history (h is the slot for this flow and direction). */
+void RST_Remember(struct rst_history *h, uint32_t key, uint32_t flow_start_cs, const struct pkt *p, uint32_t now_ms);
 
 #endif

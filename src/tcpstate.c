@@ -87,14 +87,11 @@ TCP_Update(struct flow *f, int dir, const struct pkt *p, uint32_t now_us)
 
 	d->pkts++;
 	d->bytes += p->ip_len;
-	d->ttl_last = p->ttl;
 
 	if (p->flags & TCPF_RST) {
 		enum rst_seq_class c = TCP_ClassifyRstSeq(f, dir, p);
 
 		d->flags |= FD_RST;
-		if (d->rst_count < 255)
-			d->rst_count++;
 		f->flags |= FL_RST_SEEN;
 		/* Only a RST the receiver takes ends the connection; an in-window one draws a
 		 * challenge ACK and an out-of-window one is ignored. */
@@ -105,6 +102,7 @@ TCP_Update(struct flow *f, int dir, const struct pkt *p, uint32_t now_us)
 
 	if (!(d->flags & FD_SEEN) || (p->flags & TCPF_SYN))
 		d->ttl_base = p->ttl;
+	d->ttl_last = p->ttl;
 	if (p->df)
 		d->flags |= FD_DF;
 	else
@@ -143,7 +141,22 @@ TCP_Update(struct flow *f, int dir, const struct pkt *p, uint32_t now_us)
 	}
 	if (p->flags & TCPF_FIN)
 		d->flags |= FD_FIN;
-	d->flags |= FD_SEEN;
+
+	/* Keepalive probes (RFC 1122: seq = SND.NXT - 1, no or one garbage byte) until answered. */
+	if (SEQ_LT(p->seq, d->next_seq) && p->seq + 1 == d->next_seq && p->payload_len <= 1 &&
+	    !(p->flags & (TCPF_SYN | TCPF_FIN))) {
+		if (d->ka_probes < 255)
+			d->ka_probes++;
+	} else if (p->payload_len > 0) {
+		d->ka_probes = 0;
+	}
+	o->ka_probes = 0;  /* the peer hears from us: its probes are answered */
+	if (p->payload_len > 0) {
+		d->flags |= FD_LASTDATA;
+		o->flags &= (uint16_t)~FD_LASTDATA;
+	}
+	d->flags |= FD_SEEN | FD_LAST;
+	o->flags &= (uint16_t)~FD_LAST;
 
 	switch (f->state) {
 	case TCP_SYN_SENT:

@@ -9,6 +9,7 @@
 # on Ctrl-C or failure: nothing is left in the root namespace (no links, routes, rules, sysctls).
 #
 # Environment: RSTGUARD=/path/to/rstguard uses that binary and skips the build.
+# shellcheck source-path=SCRIPTDIR
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,7 +53,7 @@ START=$SECONDS
 EV=""
 shown=0
 
-# show_new_events: wait (bounded) for at least $1 new events and a moment for more; they are
+# wait_new_events N: wait (bounded) for at least $1 new events and a moment for more; they are
 # already on the terminal (tee), this only paces the narration.
 wait_new_events() {
 	local want=$(($1 + shown))
@@ -75,7 +76,7 @@ EV=$RG_DAEMON_OUT
 RG_DIAG_EVENTS=$EV
 RG_DAEMON_TEE=1
 rg_daemon_start -m detect -e - || die "rstguard did not start"
-note "bound to queue $RG_QUEUE_NUM: $(rg_queue_line "$RG_QUEUE_NUM" | awk '{$1=$1; print}')"
+note "bound to queue $RG_QUEUE_NUM ($(rg_queue_line "$RG_QUEUE_NUM" | awk '{print "netlink port id " $2 ", copy range " $5 " bytes"}'))"
 
 say "a normal transfer: 5 MB from client to server, closed with FINs (no RST, so no event)"
 rg_serve bulk "$RG_SERVER" "$RG_SERVER4" 5001 bulk-sink || die "the server did not start"
@@ -87,26 +88,28 @@ fi
 rg_wait_app bulk 5
 
 say "a connection to a closed port: the server refuses it (RST/ACK answering the SYN)"
-if rg_app refused "$RG_CLIENT" connect-refused --to "$RG_SERVER4" --port 5002; then
-	note "client: connect() to $RG_SERVER4 port 5002 failed with ECONNREFUSED"
-fi
+rg_app refused "$RG_CLIENT" connect-refused --to "$RG_SERVER4" --port 5002
+st=$?
 wait_new_events 1
+[ "$st" = 0 ] && note "client: connect() to $RG_SERVER4 port 5002 failed with ECONNREFUSED"
 
 say "the server aborts a connection with SO_LINGER 0: a RST inside an established flow"
 rg_serve abort "$RG_SERVER" "$RG_SERVER4" 5003 linger-abort || die "the server did not start"
-if rg_app abortc "$RG_CLIENT" expect-reset --to "$RG_SERVER4" --port 5003; then
-	note "client: sent a request, recv() failed with ECONNRESET"
-fi
+rg_app abortc "$RG_CLIENT" expect-reset --to "$RG_SERVER4" --port 5003
+st=$?
 rg_wait_app abort 5
 wait_new_events 1
+[ "$st" = 0 ] && note "client: sent a request, recv() failed with ECONNRESET"
 
 say "IPv6: the client connects to [$RG_SERVER6], gets its reply, then aborts (SO_LINGER 0)"
 rg_serve v6 "$RG_SERVER" "$RG_SERVER6" 5004 expect-abort || die "the server did not start"
-if rg_app v6c "$RG_CLIENT" linger-abort-client --to "$RG_SERVER6" --port 5004; then
-	note "client: request and reply over IPv6, then close() with SO_LINGER 0"
-fi
-rg_wait_app v6 5 && note "server: recv() failed with ECONNRESET"
+rg_app v6c "$RG_CLIENT" linger-abort-client --to "$RG_SERVER6" --port 5004
+st=$?
+rg_wait_app v6 5
+st2=$?
 wait_new_events 1
+[ "$st" = 0 ] && note "client: request and reply over IPv6, then close() with SO_LINGER 0"
+[ "$st2" = 0 ] && note "server: recv() failed with ECONNRESET"
 
 say "stopping rstguard (SIGTERM): it reports the flows it still tracks"
 flows_before=$(rg_events_count "$EV" flow)

@@ -6,6 +6,7 @@
 # retransmits what was held in the queue at the kill). New connections keep working too.
 # Control: the same rule without --queue-bypass and nobody bound drops everything, so the
 # bypass flag, not luck, is what kept the transfer alive.
+# shellcheck source-path=SCRIPTDIR
 set -u
 # shellcheck source=../lib/netns.sh
 . "$(dirname "$0")/../lib/netns.sh"

@@ -2,6 +2,7 @@
 # check_config.sh: `rstguard -t` (check mode) on the defaults, the shipped sample, broken files
 # and bad command-line values. Needs neither root nor namespaces, so it never skips: every
 # invocation has -t, so even a daemon that ignored a bad option would only check, never bind.
+# shellcheck source-path=SCRIPTDIR
 set -u
 # shellcheck source=../lib/netns.sh
 . "$(dirname "$0")/../lib/netns.sh"

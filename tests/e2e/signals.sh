@@ -5,6 +5,7 @@
 #   mv events.json away + SIGHUP      -> the next event lands in a fresh events.json (logrotate)
 #   SIGTERM                           -> exit 0 within 5 s, queue unbound
 # Refused connections (one RST each) are the probe traffic: each must give one event.
+# shellcheck source-path=SCRIPTDIR
 set -u
 # shellcheck source=../lib/netns.sh
 . "$(dirname "$0")/../lib/netns.sh"

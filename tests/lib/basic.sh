@@ -14,6 +14,8 @@ RG_BASIC_POINTS=11             # TAP points printed by rg_basic_run
 RG_BASIC_FLOW_POINTS=2         # by rg_basic_flows
 RG_BASIC_CONNS=()              # "CLIENT_PORT SERVER_PORT" of each connection made
 RG_BASIC_BULK_CPORT=""
+# shellcheck disable=SC2034 # read by the tests
+RG_BASIC_LATE_RSTS=0           # genuine late RSTs on the closed bulk flow (see step 5)
 
 # rg_basic_run FAMILY(4|6) BYTES EVENTS_FILE
 rg_basic_run() {
@@ -54,7 +56,9 @@ rg_basic_run() {
 		rst.cause=refused verdict=accept rst.forged=false rst.direction=toclient rst.flags=RA \
 		rst.state=syn_sent rst.seq=0 rst.window=0 rst.ttl=63
 
-	# 3. The server aborts (SO_LINGER 0) after reading the request: RST/ACK from the server.
+	# 3. The server answers the request, then aborts (SO_LINGER 0): RST/ACK from the server.
+	# (It answers first: a RST as the very first reaction to data just received is what a close
+	# with unread data looks like, a different cause.)
 	ok=1
 	rg_serve sabort "$RG_SERVER" "$srv" "$RG_BASIC_PORT_SABORT" linger-abort || ok=0
 	if [ "$ok" = 1 ]; then
@@ -74,7 +78,8 @@ rg_basic_run() {
 		rst.cause=abort verdict=accept rst.forged=false rst.direction=toclient rst.flags=RA \
 		rst.state=established rst.ttl=63
 
-	# 4. The client aborts after the reply: RST/ACK from the client; the server sees ECONNRESET.
+	# 4. The client gets the reply, sends QUIT, then aborts: RST/ACK from the client; the server
+	# sees ECONNRESET.
 	ok=1
 	rg_serve cabort "$RG_SERVER" "$srv" "$RG_BASIC_PORT_CABORT" expect-abort || ok=0
 	if [ "$ok" = 1 ]; then
@@ -94,10 +99,30 @@ rg_basic_run() {
 		rst.cause=abort verdict=accept rst.forged=false rst.direction=toserver rst.flags=RA \
 		rst.state=established rst.ttl=64
 
-	# 5. A clean transfer closes with FINs: no rst event for it.
-	local n
+	# 5. A clean transfer closes with FINs: no rst event for it. One exception: when the gateway
+	# is starved of CPU (parallel tests on a busy machine), a segment held in the queue past the
+	# RTO is retransmitted, and the duplicate can reach the server after its socket is gone:
+	# its kernel answers with a genuine RST in time_wait. That is tolerated (and shown).
+	local n late
 	n=$(rg_rst_count "$ev" "$RG_BASIC_BULK_CPORT" "$RG_BASIC_PORT_BULK")
-	rg_is "$n" 0 "IPv$fam bulk flow (client port $RG_BASIC_BULK_CPORT) produced no rst event"
+	late=$(($(rg_events_count "$ev" rst "src_port=$RG_BASIC_BULK_CPORT" \
+		"dest_port=$RG_BASIC_PORT_BULK" rst.state=time_wait) + $(rg_events_count "$ev" rst \
+		"src_port=$RG_BASIC_PORT_BULK" "dest_port=$RG_BASIC_BULK_CPORT" rst.state=time_wait)))
+	# shellcheck disable=SC2034 # read by the tests
+	RG_BASIC_LATE_RSTS=$late
+	if [ "$n" -eq "$late" ]; then
+		rg_pass "IPv$fam bulk flow (client port $RG_BASIC_BULK_CPORT) produced no rst event"
+		if [ "$late" -gt 0 ]; then
+			rg_diag "tolerated: $late RST(s) after both FINs were acknowledged (a late duplicate segment hit the closed socket):"
+			rg_events_show "$ev" rst "dest_port=$RG_BASIC_BULK_CPORT"
+			rg_events_show "$ev" rst "src_port=$RG_BASIC_BULK_CPORT"
+		fi
+	else
+		rg_fail "IPv$fam bulk flow (client port $RG_BASIC_BULK_CPORT) produced no rst event" \
+			"$n rst events for it, $late of them in time_wait:"
+		rg_events_show "$ev" rst "dest_port=$RG_BASIC_BULK_CPORT"
+		rg_events_show "$ev" rst "src_port=$RG_BASIC_BULK_CPORT"
+	fi
 }
 
 # rg_basic_flows EVENTS_FILE BYTES: after the daemon stopped: one flow event per connection of

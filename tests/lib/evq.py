@@ -7,7 +7,8 @@
     evq.py validate FILE                every line is an event of the documented shape
     evq.py summary FILE                 one short human line per event (for TAP diagnostics)
 
-FILTER: PATH=VALUE, PATH!=VALUE, PATH>=NUMBER, PATH<=NUMBER, PATH? (present). PATH is dotted
+FILTER: PATH=VALUE, PATH!=VALUE, PATH>=NUMBER, PATH<=NUMBER, PATH? (present), or a bare
+word, short for event_type=WORD. PATH is dotted
 (rst.cause, flow.reason). VALUE compares with the JSON value's text: numbers numerically,
 booleans as true/false, strings as themselves. A missing file counts as empty. A line that is
 not JSON never matches and is reported on stderr (validate fails on it).
@@ -83,6 +84,8 @@ FILTER_RE = re.compile(r"^([A-Za-z0-9_.]+)(!=|>=|<=|=|\?)(.*)$", re.S)
 
 
 def parse_filter(f):
+    if re.match(r"^[a-z_]+$", f):
+        return "event_type", "=", f  # a bare word names the event type
     m = FILTER_RE.match(f)
     if not m:
         sys.exit("evq: bad filter %r" % f)

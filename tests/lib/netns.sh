@@ -87,6 +87,7 @@ RG_EVENTS_COUNT=0
 RG_CLEANUP_HOOK=""            # a function name the test may set; called first at cleanup
 RG_DIAG_EVENTS=""             # event file(s) to summarise on failure
 declare -A RG_PIDS=()         # background helpers by name
+RG__F=()                      # scratch: event filters (rg__filters)
 
 # ----------------------------------------------------------------------------------------------
 # TAP
@@ -337,6 +338,7 @@ rg_net_up() {
 	local ns
 	rg_init
 	rg__reap_stale
+	rg_net_down  # a namespace of a dead earlier test whose PID was reused would block ours
 	if ! timeout 5 ip netns add "$RG_CLIENT" 2>"$RG_TMP/netns-add.err"; then
 		cat "$RG_TMP/netns-add.err" >&2
 		return 2
@@ -697,15 +699,22 @@ rg__kill9_reap() {
 # rg_events_count FILE [FILTER...]: number of events matching the filters (see evq.py); a bare
 # word FILTER means event_type=WORD.
 rg_events_count() {
-	local f=$1 a args=()
+	local f=$1
 	shift
+	rg__filters "$@"
+	"$RG_PY" "$RG_EVQ" count "$f" "${RG__F[@]}" 2>/dev/null || echo 0
+}
+
+# rg__filters FILTER...: the filters in RG__F, a bare word turned into event_type=WORD.
+rg__filters() {
+	local a
+	RG__F=()
 	for a in "$@"; do
 		case $a in
-		*=* | *\?) args+=("$a") ;;  # also covers >= and <=
-		*) args+=("event_type=$a") ;;
+		*=* | *\?) RG__F+=("$a") ;;  # also covers >= and <=
+		*) RG__F+=("event_type=$a") ;;
 		esac
 	done
-	"$RG_PY" "$RG_EVQ" count "$f" "${args[@]}" 2>/dev/null || echo 0
 }
 
 # rg_wait_events FILE COUNT TIMEOUT [FILTER...]: bounded poll until FILE has at least COUNT
@@ -726,7 +735,8 @@ rg_wait_events() {
 rg_events_show() {
 	local f=$1
 	shift
-	"$RG_PY" "$RG_EVQ" summary "$f" "$@" 2>&1 | rg_diag
+	rg__filters "$@"
+	"$RG_PY" "$RG_EVQ" summary "$f" "${RG__F[@]}" 2>&1 | rg_diag
 }
 
 # rg_rst_count FILE PORT_A PORT_B: rst events between these two ports, either direction.
@@ -761,8 +771,8 @@ rg_expect_rst() {
 	else
 		rg_fail "$desc: from $fip port $fport to $tip port $tport, $*" \
 			"no single rst event matches; the rst events of this connection:"
-		"$RG_PY" "$RG_EVQ" show "$f" rst "src_port=$fport" "dest_port=$tport" 2>&1 | rg_diag
-		"$RG_PY" "$RG_EVQ" show "$f" rst "src_port=$tport" "dest_port=$fport" 2>&1 | rg_diag
+		"$RG_PY" "$RG_EVQ" show "$f" event_type=rst "src_port=$fport" "dest_port=$tport" 2>&1 | rg_diag
+		"$RG_PY" "$RG_EVQ" show "$f" event_type=rst "src_port=$tport" "dest_port=$fport" 2>&1 | rg_diag
 	fi
 }
 

@@ -158,9 +158,17 @@ def serve_one(mode, conn, peer, args):
             conn.close()
             return True, res
         if mode == "linger-abort":
-            # Read the request, then abort: the kernel sends RST/ACK with seq = SND.NXT.
+            # Read the request, answer it, give the client time to acknowledge the answer, then
+            # abort: the kernel sends RST/ACK with seq = SND.NXT. Answering first keeps this
+            # apart from a close with unread data (a RST as the first reaction to data just
+            # received looks the same on the wire); waiting for the ACK keeps it to one RST
+            # (an ACK reaching the aborted socket would get a second, passive RST).
             req = recv_line(conn)
             res.update(request_bytes=len(req))
+            if args.reply:
+                conn.sendall(REPLY)
+            if args.pause > 0:
+                time.sleep(args.pause)
             set_linger_abort(conn)
             conn.close()
             return len(req) > 0, res
@@ -179,18 +187,25 @@ def serve_one(mode, conn, peer, args):
             conn.close()
             return got > 0, res
         if mode == "expect-abort":
-            # Answer the request, then wait for the client's SO_LINGER 0 abort: ECONNRESET.
+            # Answer the request, then read (whatever the client still sends) until the
+            # client's SO_LINGER 0 abort: ECONNRESET.
             req = recv_line(conn)
             res.update(request_bytes=len(req))
             if req:
                 conn.sendall(REPLY)
+            extra = 0
+            ok = False
             try:
-                d = conn.recv(4096)
-                res.update(outcome="eof" if not d else "data")
-                ok = False
+                while True:
+                    d = conn.recv(4096)
+                    if not d:
+                        res.update(outcome="eof")
+                        break
+                    extra += len(d)
             except ConnectionResetError as e:
                 res.update(outcome="reset", error=err_name(e))
                 ok = True
+            res.update(extra_bytes=extra)
             conn.close()
             return ok, res
         if mode == "keep-open":
@@ -333,25 +348,23 @@ def cmd_connect_timeout(args):
 
 
 def cmd_expect_reset(args):
-    """Against a linger-abort server: send the request, then expect ECONNRESET."""
+    """Against a linger-abort server: send the request, read what comes (the reply), and
+    expect ECONNRESET."""
     s = make_client(args)
     res = {"to": args.to, "port": args.port, "sport": sport_of(s)}
+    got = b""
     try:
         s.connect((args.to, args.port))
         s.sendall(REQUEST)
-        d = s.recv(4096)
-        if d:
-            res.update(outcome="data")
-            return False, res
-        # EOF first: a reset may still follow on the next operation.
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            got += d
+            res.update(reply_bytes=len(got))
+        # EOF: the server closed normally (FIN), which is not what this checks. (Sending more
+        # to provoke a RST would be another kind of RST, so that is not tried.)
         res.update(outcome="eof")
-        try:
-            s.sendall(b"x")
-            time.sleep(0.2)
-            s.recv(4096)
-        except ConnectionResetError as e:
-            res.update(outcome="eof-then-reset", error=err_name(e))
-            return True, res
         return False, res
     except ConnectionResetError as e:
         res.update(outcome="reset", error=err_name(e))
@@ -365,7 +378,10 @@ def cmd_expect_reset(args):
 
 def cmd_linger_abort_client(args):
     """Client-side abort: request, wait for the reply (so the flow is established with data both
-    ways), then close with SO_LINGER 0 -> the client's kernel sends RST/ACK."""
+    ways), send a last message ("QUIT", like a health checker), give the server time to
+    acknowledge it, then close with SO_LINGER 0 -> the client's kernel sends RST/ACK.
+    The last message keeps this apart from a close with unread data (a RST as the first
+    reaction to the reply would look like that); the pause keeps it to one RST."""
     s = make_client(args)
     res = {"to": args.to, "port": args.port, "sport": sport_of(s)}
     try:
@@ -373,6 +389,10 @@ def cmd_linger_abort_client(args):
         s.sendall(REQUEST)
         rep = recv_line(s)
         res.update(reply_bytes=len(rep))
+        if args.bye:
+            s.sendall(b"QUIT\r\n")
+        if args.pause > 0:
+            time.sleep(args.pause)
         set_linger_abort(s)
         s.close()
         res.update(outcome="aborted")
@@ -443,6 +463,10 @@ def build_parser():
     p.add_argument("--read-bytes", type=int, default=4096, help="unread-close: bytes to read")
     p.add_argument("--settle", type=float, default=0.3, help="unread-close: wait before close")
     p.add_argument("--hold", type=float, default=10.0, help="keep-open: seconds to hold")
+    p.add_argument("--no-reply", dest="reply", action="store_false",
+                   help="linger-abort: abort right after reading the request, no answer")
+    p.add_argument("--pause", type=float, default=0.3,
+                   help="linger-abort: seconds between the answer and the abort")
 
     p = sub.add_parser("bulk", help="send --bytes, check the server's sha256")
     add_client_opts(p)
@@ -452,9 +476,15 @@ def build_parser():
 
     for name, hlp in (("connect-refused", "expect ECONNREFUSED"),
                       ("connect-timeout", "expect no answer (timeout)"),
-                      ("expect-reset", "request, then expect ECONNRESET"),
-                      ("linger-abort-client", "request, reply, then abort with SO_LINGER 0")):
+                      ("expect-reset", "request, then expect ECONNRESET")):
         add_client_opts(sub.add_parser(name, help=hlp))
+
+    p = sub.add_parser("linger-abort-client", help="request, reply, QUIT, abort with SO_LINGER 0")
+    add_client_opts(p)
+    p.add_argument("--no-bye", dest="bye", action="store_false",
+                   help="abort right after the reply, without the last message")
+    p.add_argument("--pause", type=float, default=0.3,
+                   help="seconds between the last message and the abort")
 
     p = sub.add_parser("echo-client", help="echo rounds with idle gaps")
     add_client_opts(p)

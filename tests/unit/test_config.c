@@ -5,6 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include "config.h"
 #include "log.h"
 #include "tap.h"
@@ -103,7 +106,28 @@ config_diff(const struct config *a, const struct config *b)
 	CMP(log_level);
 	CMP(idle_timeout);
 	CMP(keepalive);
+	CMP(threshold);
+	CMP(ttl_tolerance);
+	CMP(min_rtt_ms);
+	CMP(hold_threshold);
+	CMP(hold_min_ms);
+	CMP(hold_max_ms);
+	CMP(max_pending);
+	CMP(policy.drop_injected);
+	CMP(policy.drop_invalid_seq);
+	CMP(policy.n_protect);
+	CMP(policy.n_exempt);
+	CMP(policy.n_exempt_ports);
 #undef CMP
+	if (memcmp(a->policy.protect, b->policy.protect,
+	    a->policy.n_protect * sizeof(a->policy.protect[0])) != 0)
+		return "policy.protect";
+	if (memcmp(a->policy.exempt, b->policy.exempt,
+	    a->policy.n_exempt * sizeof(a->policy.exempt[0])) != 0)
+		return "policy.exempt";
+	if (memcmp(a->policy.exempt_ports, b->policy.exempt_ports,
+	    a->policy.n_exempt_ports * sizeof(a->policy.exempt_ports[0])) != 0)
+		return "policy.exempt_ports";
 	if (!a->events_path || !b->events_path || strcmp(a->events_path, b->events_path) != 0)
 		return "events_path";
 	return NULL;
@@ -135,6 +159,10 @@ test_defaults(void)
 	TAP_EQ_U(c.log_level, LOG_LVL_INFO, "default log.level info");
 	TAP_EQ_U(c.idle_timeout, 0, "default eviction.idle_timeout");
 	TAP_EQ_U(c.keepalive, 0, "default eviction.keepalive");
+	TAP_EQ_U(c.policy.drop_injected, 1, "default policy.actions.injected drop");
+	TAP_EQ_U(c.policy.drop_invalid_seq, 0, "default policy.actions.invalid_seq accept");
+	TAP_OK(c.policy.n_protect == 0 && c.policy.n_exempt == 0 && c.policy.n_exempt_ports == 0,
+	    "default policy lists are empty");
 	TAP_EQ_S(c.source, "", "default source is empty");
 	CFG_Free(&c);
 }
@@ -570,7 +598,8 @@ test_copy(void)
 {
 	struct config a, b;
 
-	check_ok("mode = \"enforce\";\nevents = { path = \"/tmp/eve.json\"; rate = 7; burst = 9; };\n",
+	check_ok("mode = \"enforce\";\nevents = { path = \"/tmp/eve.json\"; rate = 7; burst = 9; };\n"
+	    "policy = { protect = [ \"198.18.0.0/15\", \"2001:db8::/32\" ]; exempt_ports = [ 22 ]; };\n",
 	    &a, "config to copy");
 	CFG_Copy(&b, &a);
 	TAP_OK(config_diff(&a, &b) == NULL, "copy equals the original");
@@ -581,6 +610,9 @@ test_copy(void)
 	CFG_Free(&a);
 	TAP_EQ_S(b.events_path, "/tmp/eve.json", "copy survives freeing the original");
 	TAP_EQ_U(b.events_burst, 9, "copy keeps the numbers");
+	TAP_OK(b.policy.n_protect == 2 && b.policy.protect[1].family == AF_INET6 &&
+	    b.policy.protect[1].prefix == 32 && b.policy.n_exempt_ports == 1 &&
+	    b.policy.exempt_ports[0] == 22, "copy keeps the policy lists");
 	CFG_Free(&b);
 }
 
@@ -643,6 +675,190 @@ test_validate(void)
 }
 
 static void
+test_policy_keys(void)
+{
+	/* Both list syntaxes, IPv4 and IPv6, bare addresses, a port as int64 and in hexadecimal. */
+	static const char text[] =
+	    "policy = {\n"
+	    "  actions = { injected = \"accept\"; invalid_seq = \"drop\"; };\n"
+	    "  protect = [ \"198.18.0.0/15\", \"2001:db8::/32\", \"198.19.7.1\",\n"
+	    "              \"2001:db8:5::9\", \"0.0.0.0/0\" ];\n"
+	    "  exempt = ( \"198.18.2.0/24\" );\n"
+	    "  exempt_ports = ( 22, 0x1bb, 65535L );\n"
+	    "};\n";
+	static const uint8_t v6net[16] = { 0x20, 0x01, 0x0d, 0xb8 };
+	static const uint8_t v6host[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 5, [15] = 9 };
+	struct config c;
+	char buf[64];
+
+	check_ok(text, &c, "policy group");
+	TAP_EQ_U(c.policy.drop_injected, 0, "policy.actions.injected accept");
+	TAP_EQ_U(c.policy.drop_invalid_seq, 1, "policy.actions.invalid_seq drop");
+	TAP_EQ_U(c.policy.n_protect, 5, "policy.protect: 5 networks");
+	TAP_OK(c.policy.protect[0].family == AF_INET && c.policy.protect[0].prefix == 15 &&
+	    inet_ntop(AF_INET, c.policy.protect[0].addr, buf, sizeof(buf)) &&
+	    strcmp(buf, "198.18.0.0") == 0, "protect[0] 198.18.0.0/15");
+	TAP_OK(c.policy.protect[1].family == AF_INET6 && c.policy.protect[1].prefix == 32 &&
+	    memcmp(c.policy.protect[1].addr, v6net, 16) == 0, "protect[1] 2001:db8::/32");
+	TAP_OK(c.policy.protect[2].family == AF_INET && c.policy.protect[2].prefix == 32,
+	    "protect[2] bare IPv4 address is a /32");
+	TAP_OK(c.policy.protect[3].family == AF_INET6 && c.policy.protect[3].prefix == 128 &&
+	    memcmp(c.policy.protect[3].addr, v6host, 16) == 0,
+	    "protect[3] bare IPv6 address is a /128");
+	TAP_OK(c.policy.protect[4].family == AF_INET && c.policy.protect[4].prefix == 0,
+	    "protect[4] 0.0.0.0/0");
+	TAP_OK(c.policy.n_exempt == 1 && c.policy.exempt[0].prefix == 24, "policy.exempt as a ( ) list");
+	TAP_OK(c.policy.n_exempt_ports == 3 && c.policy.exempt_ports[0] == 22 &&
+	    c.policy.exempt_ports[1] == 443 && c.policy.exempt_ports[2] == 65535,
+	    "policy.exempt_ports 22, 0x1bb, 65535L");
+	CFG_Free(&c);
+
+	check_ok("policy = { protect = ( ); exempt = [ ]; exempt_ports = [ ]; actions = { }; };\n",
+	    &c, "empty lists and an empty actions group");
+	TAP_OK(c.policy.n_protect == 0 && c.policy.drop_injected == 1, "empty policy keeps defaults");
+	CFG_Free(&c);
+}
+
+enum list_kind { LIST_V4, LIST_V6, LIST_PORTS };
+
+/* A list of n entries of a kind, one per line from line 3 ("policy = {", "key = ["). */
+static char *
+long_list(const char *key, enum list_kind kind, int n)
+{
+	size_t cap = 64 + (size_t)n * 64, len;
+	char *t = malloc(cap);
+
+	if (t == NULL)
+		exit(99);
+	len = (size_t)snprintf(t, cap, "policy = {\n  %s = [\n", key);
+	for (int i = 0; i < n; i++) {
+		len += (size_t)snprintf(t + len, cap - len, "    ");
+		if (kind == LIST_V4)
+			len += (size_t)snprintf(t + len, cap - len, "\"198.18.%d.0/24\"", i + 1);
+		else if (kind == LIST_V6)
+			len += (size_t)snprintf(t + len, cap - len, "\"2001:db8:%x::/48\"", i + 1);
+		else
+			len += (size_t)snprintf(t + len, cap - len, "%d", i + 1);
+		len += (size_t)snprintf(t + len, cap - len, "%s\n", i + 1 < n ? "," : "");
+	}
+	snprintf(t + len, cap - len, "  ];\n};\n");
+	return t;
+}
+
+static void
+test_policy_errors(void)
+{
+	struct config c;
+	struct config_errors errs = { 0 };
+	char *t;
+	int rc;
+
+	/* actions */
+	check_error("policy = {\n  actions = {\n    forged = \"drop\";\n  };\n};\n", 3,
+	    "unknown key 'policy.actions.forged'", "unknown action key");
+	check_error("policy = {\n  actions = {\n    injected = \"drop\";\n    abort = \"drop\";\n"
+	    "  };\n};\n", 4, "policy.actions.abort: genuine RSTs are never dropped",
+	    "genuine cause named");
+	check_error("policy = { actions = {\n refused = \"accept\"; }; };\n", 2,
+	    "policy.actions.refused: genuine RSTs are never dropped",
+	    "genuine cause named, even to accept it");
+	check_error("policy = { actions = { idle_eviction = \"drop\"; }; };\n", 1,
+	    "policy.actions.idle_eviction: eviction RSTs are never dropped (the client would hang)",
+	    "eviction named");
+	check_error("policy = { actions = { no_flow = \"drop\"; }; };\n", 1,
+	    "policy.actions.no_flow: RSTs of untracked flows are never dropped", "no_flow named");
+	check_error("policy = {\n  actions = {\n\n    injected = \"block\";\n  };\n};\n", 4,
+	    "policy.actions.injected: invalid value \"block\" (expected drop or accept)",
+	    "bad action string");
+	check_error("policy = { actions = { invalid_seq = \"Drop\"; }; };\n", 1,
+	    "policy.actions.invalid_seq: invalid value \"Drop\" (expected drop or accept)",
+	    "action strings are case-sensitive");
+	check_error("policy = { actions = { injected = true; }; };\n", 1,
+	    "policy.actions.injected: expected a string", "boolean for an action");
+	check_error("policy = {\n  actions = \"drop\";\n};\n", 2, "policy.actions: expected a group",
+	    "string for actions");
+	check_error("\npolicy = [ \"198.18.0.0/15\" ];\n", 2, "policy: expected a group",
+	    "list for policy");
+	check_error("policy = {\n  protected = [ ];\n};\n", 2, "unknown key 'policy.protected'",
+	    "unknown policy key");
+
+	/* networks */
+	check_error("policy = {\n  protect = [ \"198.18.0.0/15\",\n    \"198.18.1.1/15\" ];\n};\n", 3,
+	    "policy.protect: 198.18.1.1/15 has host bits set", "host bits, at the element's line");
+	check_error("policy = { exempt = [ \"2001:db8::1/64\" ]; };\n", 1,
+	    "policy.exempt: 2001:db8::1/64 has host bits set", "IPv6 host bits");
+	check_error("policy = {\n  protect = [ \"198.18.0.0/33\" ];\n};\n", 2,
+	    "policy.protect: 198.18.0.0/33 has a prefix longer than 32", "IPv4 prefix too long");
+	check_error("policy = { exempt = ( \"2001:db8::/129\" ); };\n", 1,
+	    "policy.exempt: 2001:db8::/129 has a prefix longer than 128", "IPv6 prefix too long");
+	check_error("policy = {\n  protect = [\n    \"gateway\"\n  ];\n};\n", 3,
+	    "policy.protect: invalid value \"gateway\" (expected an IPv4 or IPv6 address, "
+	    "optionally with /prefix)", "bad CIDR");
+	check_error("policy = { protect = [ \"198.18.0.0/\" ]; };\n", 1,
+	    "policy.protect: invalid value \"198.18.0.0/\" (expected an IPv4 or IPv6 address, "
+	    "optionally with /prefix)", "empty prefix");
+	check_error("policy = { protect = ( \"198.18.0.0/15\",\n 15 ); };\n", 2,
+	    "policy.protect: element 2: expected a string", "integer in a network list");
+	check_error("policy = { exempt = [ 1 ]; };\n", 1,
+	    "policy.exempt: element 1: expected a string", "integer array for networks");
+	check_error("policy = {\n  protect = \"198.18.0.0/15\";\n};\n", 2,
+	    "policy.protect: expected a list", "string for a network list");
+	check_error("policy = { exempt = { a = 1; }; };\n", 1, "policy.exempt: expected a list",
+	    "group for a network list");
+
+	/* ports */
+	check_error("policy = {\n  exempt_ports = [ 22,\n    0 ];\n};\n", 3,
+	    "policy.exempt_ports: 0 is out of range 1..65535", "port 0");
+	check_error("policy = { exempt_ports = [ 65536 ]; };\n", 1,
+	    "policy.exempt_ports: 65536 is out of range 1..65535", "port 65536");
+	check_error("policy = { exempt_ports = ( -1 ); };\n", 1,
+	    "policy.exempt_ports: -1 is out of range 1..65535", "negative port");
+	check_error("policy = { exempt_ports = [ 22, /* 4294967296 */ 4294967376 ]; };\n", 1,
+	    "policy.exempt_ports: 4294967376 is out of range 1..65535",
+	    "2^32 + 80 without L (libconfig makes it 80) is not port 80");
+	check_error("policy = { exempt_ports = [\n  22, # ssh\n  0x100000050\n]; };\n", 3,
+	    "policy.exempt_ports: 0x100000050 is out of range 1..65535",
+	    "hexadecimal beyond 32 bits, after a comment");
+	check_error("policy = { exempt_ports = [ \"80\" ]; };\n", 1,
+	    "policy.exempt_ports: element 1: expected an integer", "string in a port list");
+	check_error("policy = { exempt_ports = ( 80, 1.5 ); };\n", 1,
+	    "policy.exempt_ports: element 2: expected an integer", "float in a port list");
+	check_error("policy = {\n  exempt_ports = 80;\n};\n", 2,
+	    "policy.exempt_ports: expected a list", "scalar for a port list");
+
+	/* sizes: 64 is the limit, the 65th is reported at its own line */
+	t = long_list("protect", LIST_V4, 64);
+	check_ok(t, &c, "64 networks");
+	TAP_EQ_U(c.policy.n_protect, 64, "64 networks stored");
+	CFG_Free(&c);
+	free(t);
+	t = long_list("protect", LIST_V4, 65);
+	check_error(t, 67, "policy.protect: more than 64 networks", "65 networks");
+	free(t);
+	t = long_list("exempt", LIST_V6, 70);
+	check_error(t, 67, "policy.exempt: more than 64 networks", "70 networks: one error");
+	free(t);
+	t = long_list("exempt_ports", LIST_PORTS, 64);
+	check_ok(t, &c, "64 ports");
+	TAP_OK(c.policy.n_exempt_ports == 64 && c.policy.exempt_ports[63] == 64, "64 ports stored");
+	CFG_Free(&c);
+	free(t);
+	t = long_list("exempt_ports", LIST_PORTS, 65);
+	check_error(t, 67, "policy.exempt_ports: more than 64 ports", "65 ports");
+	free(t);
+
+	/* Every bad element is reported; a list with any keeps its default (empty). */
+	rc = load_text("policy = {\n  protect = [\n    \"198.18.0.0/15\",\n    \"198.18.0.1/15\",\n"
+	    "    \"x\"\n  ];\n  exempt_ports = [ 22 ];\n};\n", &c, &errs);
+	TAP_OK(rc == -1 && errs.count == 2 && errs.items[0].line == 4 && errs.items[1].line == 5,
+	    "two bad elements: two errors at lines 4 and 5 (got %zu)", errs.count);
+	TAP_EQ_U(c.policy.n_protect, 0, "a rejected list keeps its default");
+	TAP_EQ_U(c.policy.n_exempt_ports, 1, "the valid list beside it is applied");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+}
+
+static void
 test_modes(void)
 {
 	TAP_OK(CFG_ParseMode("detect") == RG_MODE_DETECT, "parse detect");
@@ -672,6 +888,8 @@ main(void)
 	test_print_errors();
 	test_copy();
 	test_validate();
+	test_policy_keys();
+	test_policy_errors();
 	test_modes();
 	return tap_done();
 }
