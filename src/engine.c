@@ -359,6 +359,10 @@ conclude(struct engine *e, struct flow *f, struct pending_rst *pr)
 	enum rg_verdict would = POLICY_WouldDo(e->cfg, &pr->pkt, &pr->res);
 	enum rg_verdict verdict = POLICY_Decide(e->cfg, &pr->pkt, &pr->res);
 
+	/* A RST that waited without being held has long passed: report what it got. */
+	if (pr->in_use && !pr->held)
+		verdict = RG_ACCEPT;
+
 	e->st.rst_cause[pr->res.cause]++;
 	if (pr->res.forged)
 		e->st.rst_forged++;
@@ -516,8 +520,12 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 			}
 		}
 	}
-	if (f)
+	if (f) {
+		/* Timing signals measure from the flow's previous packet, whichever it was. */
 		f->last_seen_ms = e->now_ms;
+		f->dir[dir].flags |= FD_LAST;
+		f->dir[!dir].flags &= (uint16_t)~FD_LAST;
+	}
 	if (hold)
 		return RG_HOLD;   /* the flow's state changes only if the RST is let through */
 	verdict = wait ? POLICY_Decide(e->cfg, &pr->pkt, &pr->res) : conclude(e, f, pr);
@@ -529,44 +537,70 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 	return verdict;
 }
 
+void
+ENG_Prepare(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen, struct eng_prep *pp)
+{
+	pp->kind = (uint8_t)PKT_Parse(data, caplen, wirelen, &pp->p);
+	if (pp->kind == PKT_TCP) {
+		pp->hash = FLOW_Hash(e->table, &pp->p);
+		FLOW_PrefetchSlot(e->table, pp->hash);
+	}
+}
+
+void
+ENG_Prefetch(struct engine *e, const struct eng_prep *pp)
+{
+	if (pp->kind == PKT_TCP)
+		FLOW_PrefetchRecord(e->table, pp->hash);
+}
+
 enum rg_verdict
 ENG_Packet(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen, uint32_t pkt_id)
 {
-	struct pkt p;
+	struct eng_prep pp;
+
+	pp.kind = (uint8_t)PKT_Parse(data, caplen, wirelen, &pp.p);
+	if (pp.kind == PKT_TCP)
+		pp.hash = FLOW_Hash(e->table, &pp.p);
+	return ENG_PacketPrepared(e, &pp, pkt_id);
+}
+
+enum rg_verdict
+ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
+{
+	struct pkt *pk = &pp->p;
 	struct flow_ref ref;
 	struct flow *f;
-	enum pkt_kind kind;
 	enum tcp_state prev;
 	int found;
 
 	e->st.packets++;
-	kind = PKT_Parse(data, caplen, wirelen, &p);
-	e->st.kind[kind]++;
-	if (kind != PKT_TCP)
+	e->st.kind[pp->kind]++;
+	if (pp->kind != PKT_TCP)
 		return RG_ACCEPT;
 
-	found = FLOW_Lookup(e->table, &p, &ref);
-	if (p.flags & TCPF_RST)
-		return handle_rst(e, found ? &ref : NULL, &p, pkt_id);
+	found = FLOW_LookupHashed(e->table, pk, pp->hash, &ref);
+	if (pk->flags & TCPF_RST)
+		return handle_rst(e, found ? &ref : NULL, pk, pkt_id);
 
 	if (found) {
 		f = ref.flow;
 		/* A new connection on the tuple of a finished one starts a new flow. */
-		if ((p.flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN &&
+		if ((pk->flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN &&
 		    (f->state == TCP_TIME_WAIT || f->state == TCP_CLOSED)) {
 			end_flow(e, ref.index, reason_reused);
-			f = new_flow(e, &p, &ref);
+			f = new_flow(e, pk, &ref);
 		}
 	} else {
-		f = new_flow(e, &p, &ref);
+		f = new_flow(e, pk, &ref);
 	}
 	if (f == NULL)
 		return RG_ACCEPT;
 	if (f->flags & FL_PENDING)
-		pending_news(e, ref.index, f, ref.dir, &p, 0);
+		pending_news(e, ref.index, f, ref.dir, pk, 0);
 
 	f->last_seen_ms = e->now_ms;
-	prev = TCP_Update(f, ref.dir, &p, e->now_us);
+	prev = TCP_Update(f, ref.dir, pk, e->now_us);
 	state_changed(e, ref.index, f, prev);
 	return RG_ACCEPT;
 }

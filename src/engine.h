@@ -61,6 +61,19 @@ void ENG_SetTime(struct engine *e, const struct engine_time *now);
 enum rg_verdict ENG_Packet(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen,
 			   uint32_t pkt_id);
 
+/* A batch of packets in three steps, so that their flows' memory is fetched in parallel rather
+ * than one cache miss after another: ENG_Prepare each packet (parse, hash, prefetch the index
+ * slot), then ENG_Prefetch each (prefetch the flow record), then ENG_PacketPrepared each, in
+ * order. The result is the same as ENG_Packet on each. */
+struct eng_prep {
+	struct pkt p;
+	uint32_t hash;
+	uint8_t kind;              /* enum pkt_kind */
+};
+void ENG_Prepare(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen, struct eng_prep *pp);
+void ENG_Prefetch(struct engine *e, const struct eng_prep *pp);
+enum rg_verdict ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id);
+
 /* A verdict that was held and is now decided. */
 struct engine_verdict {
 	uint32_t pkt_id;

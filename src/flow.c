@@ -126,14 +126,42 @@ same_family(const struct flow *f, const struct pkt *p)
 	return ((f->flags & FL_IPV6) != 0) == (p->family == AF_INET6);
 }
 
+uint32_t
+FLOW_Hash(const struct flow_table *t, const struct pkt *p)
+{
+	struct canon_key k;
+
+	make_key(&k, p->src, p->sport, p->dst, p->dport, p->family);
+	return (uint32_t)SIP_Hash13(t->key, &k, sizeof(k));
+}
+
+void
+FLOW_PrefetchSlot(const struct flow_table *t, uint32_t hash)
+{
+	__builtin_prefetch(&t->slots[hash & t->mask]);
+}
+
+void
+FLOW_PrefetchRecord(const struct flow_table *t, uint32_t hash)
+{
+	uint64_t s = t->slots[hash & t->mask];
+
+	/* The first slot of the run is nearly always the one (load factor <= 0.7). */
+	if (s != 0 && (uint32_t)(s >> 32) == hash)
+		__builtin_prefetch(&t->flows[(uint32_t)s - 1]);
+}
+
 int
 FLOW_Lookup(struct flow_table *t, const struct pkt *p, struct flow_ref *ref)
 {
-	struct canon_key k;
-	uint32_t h, pos;
+	return FLOW_LookupHashed(t, p, FLOW_Hash(t, p), ref);
+}
 
-	make_key(&k, p->src, p->sport, p->dst, p->dport, p->family);
-	h = (uint32_t)SIP_Hash13(t->key, &k, sizeof(k));
+int
+FLOW_LookupHashed(struct flow_table *t, const struct pkt *p, uint32_t h, struct flow_ref *ref)
+{
+	uint32_t pos;
+
 	ref->hash = h;
 	for (pos = h & t->mask;; pos = (pos + 1) & t->mask) {
 		uint64_t s = t->slots[pos];

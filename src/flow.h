@@ -116,6 +116,14 @@ void FLOW_DestroyTable(struct flow_table *t);
 /* Find the flow of a packet. Returns 1 and fills ref when found, 0 otherwise. */
 int FLOW_Lookup(struct flow_table *t, const struct pkt *p, struct flow_ref *ref);
 
+/* The same in steps, so that a batch of packets can have its memory fetched in parallel:
+ * the keyed hash of p's endpoints, a prefetch of its index slot, then (once the slot is likely
+ * in cache) a prefetch of the record it points to, then the lookup itself. */
+uint32_t FLOW_Hash(const struct flow_table *t, const struct pkt *p);
+void FLOW_PrefetchSlot(const struct flow_table *t, uint32_t hash);
+void FLOW_PrefetchRecord(const struct flow_table *t, uint32_t hash);
+int FLOW_LookupHashed(struct flow_table *t, const struct pkt *p, uint32_t hash, struct flow_ref *ref);
+
 /* Insert a new flow for p after a failed FLOW_Lookup on the same ref, with p's sender as the
  * client when client_is_src is set. The record is zeroed but for its key. Returns 1 and fills
  * ref, or 0 if the table is full (the caller evicts a flow first). */

@@ -30,13 +30,24 @@ struct pending_verdict {
 	uint32_t verdict;
 };
 
+/* A received packet waiting for the batch's engine passes. */
+struct queued_pkt {
+	uint32_t id;
+	const uint8_t *payload;  /* inside rbuf: valid until the next batch */
+	uint32_t plen, wirelen;
+	struct eng_prep prep;
+};
+
 struct nfq {
 	struct mnl_socket *nl;
 	uint16_t num;
 	uint32_t portid;
 	uint32_t seq;
-	char *rbuf;
+	char *rbuf;              /* batch receive buffers, rbuf_len bytes each */
 	size_t rbuf_len;
+	uint32_t rslot;          /* buffer the next datagram goes to */
+	struct queued_pkt *msgs; /* packets of the current batch, before the engine sees them */
+	uint32_t nmsgs;
 	char *sbuf;
 	size_t sbuf_len;
 	uint32_t batch;
@@ -126,6 +137,16 @@ send_verdicts_now(struct nfq *q)
 	q->npending = 0;
 }
 
+static void
+push_verdict(struct nfq *q, uint32_t id, uint32_t verdict)
+{
+	if (q->npending == q->cap)
+		send_verdicts_now(q);
+	q->pending[q->npending].id = id;
+	q->pending[q->npending].verdict = verdict;
+	q->npending++;
+}
+
 static int
 packet_cb(const struct nlmsghdr *nlh, void *data)
 {
@@ -146,6 +167,16 @@ packet_cb(const struct nlmsghdr *nlh, void *data)
 	}
 	wirelen = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : plen;
 	q->st.packets++;
+	if (q->eng && payload && q->nmsgs < q->batch) {
+		/* Judged with the rest of the batch (process_batch), in arrival order. */
+		struct queued_pkt *m = &q->msgs[q->nmsgs++];
+
+		m->id = ntohl(ph->packet_id);
+		m->payload = payload;
+		m->plen = plen;
+		m->wirelen = wirelen;
+		return MNL_CB_OK;
+	}
 	if (q->eng && payload) {
 		enum rg_verdict v = ENG_Packet(q->eng, payload, plen, wirelen, ntohl(ph->packet_id));
 
@@ -153,19 +184,35 @@ packet_cb(const struct nlmsghdr *nlh, void *data)
 			return MNL_CB_OK;  /* the engine owes this packet its verdict */
 		verdict = v == RG_DROP ? NF_DROP : NF_ACCEPT;
 	}
-	if (q->npending == q->cap)
-		send_verdicts_now(q);
-	q->pending[q->npending].id = ntohl(ph->packet_id);
-	q->pending[q->npending].verdict = verdict;
-	q->npending++;
+	push_verdict(q, ntohl(ph->packet_id), verdict);
 	return MNL_CB_OK;
+}
+
+/* The batch's packets through the engine in three passes (parse and prefetch the index, prefetch
+ * the flow records, then judge), so their cache misses overlap instead of adding up. */
+static void
+process_batch(struct nfq *q)
+{
+	uint32_t i;
+
+	for (i = 0; i < q->nmsgs; i++)
+		ENG_Prepare(q->eng, q->msgs[i].payload, q->msgs[i].plen, q->msgs[i].wirelen, &q->msgs[i].prep);
+	for (i = 0; i < q->nmsgs; i++)
+		ENG_Prefetch(q->eng, &q->msgs[i].prep);
+	for (i = 0; i < q->nmsgs; i++) {
+		enum rg_verdict v = ENG_PacketPrepared(q->eng, &q->msgs[i].prep, q->msgs[i].id);
+
+		if (v != RG_HOLD)  /* a held packet's verdict is owed by the engine */
+			push_verdict(q, q->msgs[i].id, v == RG_DROP ? NF_DROP : NF_ACCEPT);
+	}
+	q->nmsgs = 0;
 }
 
 /* Handle one received datagram. */
 static void
-handle_datagram(struct nfq *q, size_t n)
+handle_datagram(struct nfq *q, const char *buf, size_t n)
 {
-	int ret = mnl_cb_run(q->rbuf, n, 0, q->portid, packet_cb, q);
+	int ret = mnl_cb_run(buf, n, 0, q->portid, packet_cb, q);
 
 	if (ret < 0) {
 		/* An NLMSG_ERROR from the kernel, e.g. for a verdict on an id it no longer holds. */
@@ -235,10 +282,11 @@ NFQ_Open(uint16_t num, const struct config *cfg)
 		q->rbuf_len = (size_t)MNL_SOCKET_BUFFER_SIZE;
 	q->cap = q->batch + 64;
 	q->sbuf_len = (size_t)q->cap * 64 + (size_t)MNL_SOCKET_BUFFER_SIZE;
-	q->rbuf = malloc(q->rbuf_len);
+	q->rbuf = malloc(q->rbuf_len * q->batch);
+	q->msgs = calloc(q->batch, sizeof(*q->msgs));
 	q->sbuf = malloc(q->sbuf_len);
 	q->pending = calloc(q->cap, sizeof(*q->pending));
-	if (q->rbuf == NULL || q->sbuf == NULL || q->pending == NULL) {
+	if (q->rbuf == NULL || q->msgs == NULL || q->sbuf == NULL || q->pending == NULL) {
 		log_warnx("queue %u: out of memory", num);
 		goto fail;
 	}
@@ -284,6 +332,7 @@ fail:
 	if (q->nl)
 		mnl_socket_close(q->nl);
 	free(q->rbuf);
+	free(q->msgs);
 	free(q->sbuf);
 	free(q->pending);
 	free(q);
@@ -297,7 +346,8 @@ receive_batch(struct nfq *q, int fd)
 	uint32_t got = 0;
 
 	while (got < q->batch) {
-		ssize_t n = recv(fd, q->rbuf, q->rbuf_len, MSG_DONTWAIT);
+		char *buf = q->rbuf + (size_t)got * q->rbuf_len;
+		ssize_t n = recv(fd, buf, q->rbuf_len, MSG_DONTWAIT);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -312,9 +362,11 @@ receive_batch(struct nfq *q, int fd)
 				log_warn("queue %u: receive", q->num);
 			break;
 		}
-		handle_datagram(q, (size_t)n);
+		handle_datagram(q, buf, (size_t)n);
 		got++;
 	}
+	if (q->nmsgs)
+		process_batch(q);
 	return got;
 }
 
@@ -376,6 +428,7 @@ NFQ_Close(struct nfq *q)
 		log_warn("queue %u: unbind", q->num);
 	mnl_socket_close(q->nl);
 	free(q->rbuf);
+	free(q->msgs);
 	free(q->sbuf);
 	free(q->pending);
 	free(q);

@@ -36,11 +36,20 @@ if [ -z "${RSTGUARD:-}" ]; then
 	bin=$ROOT/src/rstguard
 	if [ ! -x "$bin" ] || [ -n "$(find src configure.ac Makefile.am -newer "$bin" \( -name '*.[ch]' -o -name '*.ac' -o -name '*.am' \) 2>/dev/null | head -n 1)" ]; then
 		say "building rstguard (autoreconf, configure, make)"
+		blog=$(mktemp "${TMPDIR:-/tmp}/rstguard-build.XXXXXX")
+		# build STEP...: run quietly, show the end of the output if it fails.
+		build() {
+			"$@" >>"$blog" 2>&1 && return 0
+			tail -n 30 "$blog" >&2
+			rm -f "$blog"
+			die "'$*' failed"
+		}
 		if [ ! -f Makefile ]; then
-			autoreconf -fi >/dev/null || die "autoreconf failed"
-			./configure >/dev/null || die "configure failed"
+			build autoreconf -fi
+			build ./configure
 		fi
-		make -j2 >/dev/null || die "make failed (run make to see why)"
+		build make -j2
+		rm -f "$blog"
 	fi
 	RSTGUARD=$bin
 fi
