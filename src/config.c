@@ -27,13 +27,16 @@ enum field_id {
 	F_EVENTS_BURST,
 	F_IDLE_TIMEOUT,
 	F_KEEPALIVE,
+	F_PROBE_LEAD,
+	F_OVERRIDES,
 	F_COUNT
 };
 
 /* K_REJECT: a name that must not be given (an error saying why, rather than "unknown key");
  * K_NETS, K_PORTS: a list ( ) or array [ ] of CIDR strings or of integers, stored in a fixed
- * array of struct config with its count beside it. */
-enum key_kind { K_GROUP, K_INT, K_BOOL, K_STRING, K_REJECT, K_NETS, K_PORTS };
+ * array of struct config with its count beside it; K_OVERRIDES: eviction.overrides, a list of
+ * groups (load_overrides). */
+enum key_kind { K_GROUP, K_INT, K_BOOL, K_STRING, K_REJECT, K_NETS, K_PORTS, K_OVERRIDES };
 
 /* One key of the file. Integers and booleans are stored through offset/size; strings go through
  * a setter that returns NULL when the value is accepted, or what was expected otherwise. */
@@ -82,6 +85,7 @@ static const char *set_log_target(struct config *cfg, const char *s);
 static const char *set_log_level(struct config *cfg, const char *s);
 static const char *set_action_injected(struct config *cfg, const char *s);
 static const char *set_action_invalid_seq(struct config *cfg, const char *s);
+static const char *set_probe_side(struct config *cfg, const char *s);
 
 static const struct cfg_key queue_keys[] = {
 	INT_KEY_ID("num", queue_num, 0, 65535, F_QUEUE_NUM),
@@ -124,6 +128,13 @@ static const struct cfg_key log_keys[] = {
 static const struct cfg_key eviction_keys[] = {
 	INT_KEY_ZERO("idle_timeout", idle_timeout, 10, 86400, F_IDLE_TIMEOUT, "when not configured"),
 	BOOL_KEY("keepalive", keepalive, F_KEEPALIVE),
+	INT_KEY_ZERO("probe_lead", probe_lead, 1, 3600, F_PROBE_LEAD, "for a fifth of each timeout"),
+	INT_KEY("max_idle", max_idle, 60, 2592000),
+	INT_KEY("probe_rate", probe_rate, 1, 100000),
+	INT_KEY("probe_retries", probe_retries, 1, 10),
+	STRING_KEY("probe_side", set_probe_side),
+	INT_KEY_ZERO("watch_min_gap", watch_min_gap, 1, 86400, F_NONE, "for automatic"),
+	{ .name = "overrides", .kind = K_OVERRIDES, .id = F_OVERRIDES },
 	END_KEYS
 };
 
@@ -186,7 +197,9 @@ struct load_state {
 	int line[F_COUNT];
 	const char *line_file[F_COUNT];  /* an @include'd file, or NULL for the main one */
 	unsigned char bad[F_COUNT];
-	char *text_file;           /* source text of the last file read back (see literal_mismatch) */
+	int ov_line[CFG_EVICTION_MAX_OVERRIDES];         /* each stored override's idle_timeout */
+	const char *ov_file[CFG_EVICTION_MAX_OVERRIDES];
+	char *text_file;           /* source text of the last file read back (see check_int) */
 	char *text;
 	size_t text_len;
 };
@@ -275,6 +288,20 @@ set_action_invalid_seq(struct config *cfg, const char *s)
 	return set_action(&cfg->policy.drop_invalid_seq, s);
 }
 
+static const char *
+set_probe_side(struct config *cfg, const char *s)
+{
+	if (strcmp(s, "server") == 0)
+		cfg->probe_side = PROBE_SERVER;
+	else if (strcmp(s, "client") == 0)
+		cfg->probe_side = PROBE_CLIENT;
+	else if (strcmp(s, "both") == 0)
+		cfg->probe_side = PROBE_BOTH;
+	else
+		return "server, client or both";
+	return NULL;
+}
+
 void
 CFG_SetDefaults(struct config *cfg)
 {
@@ -304,6 +331,13 @@ CFG_SetDefaults(struct config *cfg)
 
 	cfg->idle_timeout = 0;
 	cfg->keepalive = 0;
+	cfg->probe_lead = 0;
+	cfg->max_idle = 7200;
+	cfg->probe_rate = 100;
+	cfg->probe_retries = 3;
+	cfg->probe_side = PROBE_SERVER;
+	cfg->watch_min_gap = 0;
+	cfg->n_overrides = 0;      /* overrides: empty (memset above) */
 
 	cfg->threshold = 60;
 	cfg->ttl_tolerance = 2;
@@ -323,7 +357,7 @@ CFG_SetDefaults(struct config *cfg)
 void
 CFG_Copy(struct config *dst, const struct config *src)
 {
-	*dst = *src;   /* the policy's fixed arrays are copied by value */
+	*dst = *src;   /* the policy's and eviction.overrides' fixed arrays are copied by value */
 	dst->events_path = src->events_path ? xstrdup(src->events_path) : NULL;
 	dst->source = src->source ? xstrdup(src->source) : NULL;
 }
@@ -357,6 +391,39 @@ CFG_ModeName(enum rg_mode mode)
 		return "enforce";
 	}
 	return "unknown";
+}
+
+uint32_t
+CFG_IdleTimeoutFor(const struct config *cfg, int family, const uint8_t *addr, uint16_t port)
+{
+	const struct config_timeout_override *best = NULL;
+
+	for (unsigned i = 0; i < cfg->n_overrides && i < CFG_EVICTION_MAX_OVERRIDES; i++) {
+		const struct config_timeout_override *o = &cfg->overrides[i];
+
+		if ((o->port != 0 && o->port != port) || !POLICY_CidrMatch(&o->network, family, addr))
+			continue;
+		/* Longer prefix first; at the same prefix, a port beats none; else the first. */
+		if (best == NULL || o->network.prefix > best->network.prefix ||
+		    (o->network.prefix == best->network.prefix && o->port != 0 && best->port == 0))
+			best = o;
+	}
+	return best != NULL ? best->idle_timeout : cfg->idle_timeout;
+}
+
+uint32_t
+CFG_WatchMinGap(const struct config *cfg)
+{
+	uint32_t min = cfg->idle_timeout;
+
+	if (cfg->watch_min_gap != 0)
+		return cfg->watch_min_gap;
+	for (unsigned i = 0; i < cfg->n_overrides && i < CFG_EVICTION_MAX_OVERRIDES; i++)
+		if (min == 0 || cfg->overrides[i].idle_timeout < min)
+			min = cfg->overrides[i].idle_timeout;
+	if (min == 0)
+		return 30;
+	return min / 4 > 0 ? min / 4 : 1;
 }
 
 static void add_verror(struct config_errors *errs, const char *file, int line, const char *fmt,
@@ -467,6 +534,29 @@ cross_error(const struct load_state *ld, enum field_id at, const char *file,
 	va_end(ap);
 }
 
+static void cross_error_ov(const struct load_state *ld, enum field_id prefer, unsigned i,
+	const char *file, struct config_errors *errs, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+/* cross_error about eviction.overrides[i]: at setting prefer if the file has it, else at the
+ * override's idle_timeout. */
+static void
+cross_error_ov(const struct load_state *ld, enum field_id prefer, unsigned i, const char *file,
+	struct config_errors *errs, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (ld == NULL)
+		add_verror(errs, file, 0, fmt, ap);
+	else if (ld->line[prefer])
+		add_verror(errs, ld->line_file[prefer] ? ld->line_file[prefer] : file,
+		    ld->line[prefer], fmt, ap);
+	else
+		add_verror(errs, ld->ov_file[i] ? ld->ov_file[i] : file, ld->ov_line[i], fmt, ap);
+	va_end(ap);
+}
+
 static void
 check_cross(const struct config *cfg, const struct load_state *ld, const char *file,
 	struct config_errors *errs)
@@ -483,14 +573,35 @@ check_cross(const struct config *cfg, const struct load_state *ld, const char *f
 		    "events.burst (%u) must be at least events.rate (%u)",
 		    cfg->events_burst, cfg->events_rate);
 
-	if (cfg->keepalive && cfg->idle_timeout == 0 && !cross_skip(ld, F_KEEPALIVE, F_IDLE_TIMEOUT))
+	if (cfg->keepalive && cfg->idle_timeout == 0 && cfg->n_overrides == 0 &&
+	    !cross_skip(ld, F_KEEPALIVE, F_IDLE_TIMEOUT) && !cross_skip(ld, F_OVERRIDES, F_OVERRIDES))
 		cross_error(ld, cross_at(ld, F_KEEPALIVE, F_IDLE_TIMEOUT), file, errs,
-		    "eviction.keepalive needs eviction.idle_timeout");
+		    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides");
 
 	if (cfg->idle_timeout != 0 && cfg->idle_timeout >= cfg->timeout.established &&
 	    !cross_skip(ld, F_IDLE_TIMEOUT, F_TIMEOUT_ESTABLISHED))
 		cross_error(ld, cross_at(ld, F_TIMEOUT_ESTABLISHED, F_IDLE_TIMEOUT), file, errs,
 		    "flows.timeout.established must be longer than eviction.idle_timeout");
+
+	if (cfg->idle_timeout != 0 && cfg->probe_lead != 0 && cfg->probe_lead >= cfg->idle_timeout &&
+	    !cross_skip(ld, F_PROBE_LEAD, F_IDLE_TIMEOUT))
+		cross_error(ld, cross_at(ld, F_PROBE_LEAD, F_IDLE_TIMEOUT), file, errs,
+		    "eviction.probe_lead (%u) must be shorter than eviction.idle_timeout (%u)",
+		    cfg->probe_lead, cfg->idle_timeout);
+
+	/* (A rejected overrides list is not stored: n_overrides is then 0.) */
+	for (unsigned i = 0; i < cfg->n_overrides && i < CFG_EVICTION_MAX_OVERRIDES; i++) {
+		uint32_t t = cfg->overrides[i].idle_timeout;
+
+		if (t >= cfg->timeout.established && !cross_skip(ld, F_TIMEOUT_ESTABLISHED, F_OVERRIDES))
+			cross_error_ov(ld, F_TIMEOUT_ESTABLISHED, i, file, errs,
+			    "flows.timeout.established (%u) must be longer than "
+			    "eviction.overrides[%u].idle_timeout (%u)", cfg->timeout.established, i, t);
+		if (cfg->probe_lead != 0 && cfg->probe_lead >= t && !cross_skip(ld, F_PROBE_LEAD, F_OVERRIDES))
+			cross_error_ov(ld, F_PROBE_LEAD, i, file, errs,
+			    "eviction.probe_lead (%u) must be shorter than "
+			    "eviction.overrides[%u].idle_timeout (%u)", cfg->probe_lead, i, t);
+	}
 }
 
 int
@@ -704,26 +815,52 @@ int_literal(const char *q, long long *v, int *over)
 }
 
 /*
+ * An integer setting s (path names it in messages) in lo..hi, or 0 when zero_note is set (0 then
+ * means zero_note). lit is where its literal starts in the source text, NULL when unknown.
+ *
  * libconfig 1.5 converts a decimal literal without the L suffix with atoi() and a hexadecimal one
  * with a cast to int, so "rcvbuf = 4294967296;" (4 GiB) arrives as 0 and would be accepted as
- * "kernel default", and 4295032832 as 65536. Read the literal back from the source text (at the
- * setting's line: its name, '=' or ':', the number) and compare. Returns 1 when the literal does
- * not denote the value libconfig gave us, with *lit and *litlen set to it; 0 when it matches or
- * cannot be found (the check is best effort and never rejects what it cannot read).
+ * "kernel default", and 4295032832 as 65536. The literal read back from the source text is
+ * compared with the value libconfig gave us; a literal that does not denote it is out of range.
+ * (Best effort: what cannot be read is not rejected.)
+ *
+ * Returns 0 with *out set, -1 after reporting an error.
  */
 static int
-literal_mismatch(struct load_state *ld, const config_setting_t *s, const char *name, long long v,
-	const char **lit, int *litlen)
+check_int(struct load_state *ld, const config_setting_t *s, const char *path, long long lo,
+	long long hi, const char *zero_note, const char *lit, long long *out)
 {
-	const char *q = value_text(ld, s, name);
-	long long lv;
-	int over, len;
+	int type = config_setting_type(s), over, litlen = 0;
+	long long v, lv;
 
-	if (q == NULL || (len = int_literal(q, &lv, &over)) == 0)
+	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+		setting_error(ld, s, "%s: expected an integer", path);
+		return -1;
+	}
+	v = config_setting_get_int64(s);
+	if (lit != NULL && (litlen = int_literal(lit, &lv, &over)) > 0 && (over || lv != v)) {
+		if (zero_note != NULL)
+			setting_error(ld, s, "%s: %.*s is out of range %lld..%lld (or 0 %s)",
+			    path, litlen, lit, lo, hi, zero_note);
+		else
+			setting_error(ld, s, "%s: %.*s is out of range %lld..%lld",
+			    path, litlen, lit, lo, hi);
+		return -1;
+	}
+	if (v == 0 && zero_note != NULL) {
+		*out = 0;
 		return 0;
-	*lit = q;
-	*litlen = len;
-	return over || lv != v;
+	}
+	if (v < lo || v > hi) {
+		if (zero_note != NULL)
+			setting_error(ld, s, "%s: %lld is out of range %lld..%lld (or 0 %s)",
+			    path, v, lo, hi, zero_note);
+		else
+			setting_error(ld, s, "%s: %lld is out of range %lld..%lld", path, v, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
 }
 
 /*
@@ -820,7 +957,8 @@ elem_error(struct load_state *ld, const config_setting_t *list, const config_set
 	va_end(ap);
 }
 
-/* literal_mismatch for element idx of list s (named name). */
+/* Does the literal of element idx of list s (named name) denote v? (See check_int.) Returns 1
+ * when it does not, with *lit and *litlen set to it; 0 when it does or cannot be found. */
 static int
 elem_literal_mismatch(struct load_state *ld, const config_setting_t *s, const char *name,
 	int idx, long long v, const char **lit, int *litlen)
@@ -834,6 +972,23 @@ elem_literal_mismatch(struct load_state *ld, const config_setting_t *s, const ch
 	*lit = q;
 	*litlen = len;
 	return over || lv != v;
+}
+
+#define CIDR_MSG_SIZE 512
+
+/* What is wrong with network string str (rc from POLICY_CidrParse), into buf. */
+static const char *
+cidr_message(int rc, const char *str, char *buf, size_t size)
+{
+	if (rc == POLICY_CIDR_PREFIX)
+		snprintf(buf, size, "%.400s has a prefix longer than %d", str,
+		    strchr(str, ':') ? 128 : 32);
+	else if (rc == POLICY_CIDR_HOST_BITS)
+		snprintf(buf, size, "%.400s has host bits set", str);
+	else
+		snprintf(buf, size, "invalid value \"%.400s\" (expected an IPv4 or IPv6 address, "
+		    "optionally with /prefix)", str);
+	return buf;
 }
 
 /*
@@ -885,18 +1040,14 @@ load_list(struct load_state *ld, const struct cfg_key *k, const config_setting_t
 			}
 			str = config_setting_get_string(e);
 			rc = POLICY_CidrParse(str, &c);
-			if (rc == POLICY_CIDR_SYNTAX)
-				ELEM_ERROR("%s: invalid value \"%s\" (expected an IPv4 or IPv6 address, "
-				    "optionally with /prefix)", path, str);
-			else if (rc == POLICY_CIDR_PREFIX)
-				ELEM_ERROR("%s: %s has a prefix longer than %d", path, str,
-				    strchr(str, ':') ? 128 : 32);
-			else if (rc == POLICY_CIDR_HOST_BITS)
-				ELEM_ERROR("%s: %s has host bits set", path, str);
-			else
-				tmp.net[n++] = c;
-			if (rc != POLICY_CIDR_OK)
+			if (rc != POLICY_CIDR_OK) {
+				char msg[CIDR_MSG_SIZE];
+
+				ELEM_ERROR("%s: %s", path, cidr_message(rc, str, msg, sizeof(msg)));
 				bad = 1;
+			} else {
+				tmp.net[n++] = c;
+			}
 			continue;
 		}
 		if (et != CONFIG_TYPE_INT && et != CONFIG_TYPE_INT64) {
@@ -924,45 +1075,231 @@ load_list(struct load_state *ld, const struct cfg_key *k, const config_setting_t
 	return 0;
 }
 
+/*
+ * Where the value of member name of the group whose text starts at brace ("{ name = value; ...
+ * }") starts: after its '=' or ':' and any blank. Strings, comments and nested groups are skipped.
+ * NULL when it cannot be found. (value_text looks at a whole line, where several groups of a
+ * list may sit with the same member names.)
+ */
+static const char *
+member_text(const char *brace, const char *name)
+{
+	size_t nlen = strlen(name);
+	const char *p;
+	int depth = 1;
+
+	if (brace == NULL || *brace != '{')
+		return NULL;
+	for (p = brace + 1; *p != '\0';) {
+		if (*p == '"') {
+			for (p++; *p != '\0' && *p != '"'; p++)
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+			if (*p == '\0')
+				return NULL;
+			p++;
+			continue;
+		}
+		if (*p == '#' || (p[0] == '/' && (p[1] == '/' || p[1] == '*'))) {
+			p = skip_blank(p);
+			continue;
+		}
+		if (*p == '{' || *p == '(' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ')' || *p == ']') {
+			if (--depth == 0)
+				return NULL;
+		} else if (depth == 1 && strncmp(p, name, nlen) == 0 &&
+		    !is_name_char((unsigned char)p[-1]) && !is_name_char((unsigned char)p[nlen])) {
+			const char *q = skip_blank(p + nlen);
+
+			if (*q == '=' || *q == ':')
+				return skip_blank(q + 1);
+		}
+		p++;
+	}
+	return NULL;
+}
+
+/* Do settings a and b come from the same file? */
+static int
+same_file(const config_setting_t *a, const config_setting_t *b)
+{
+	const char *fa = config_setting_source_file(a), *fb = config_setting_source_file(b);
+
+	return fa == fb || (fa != NULL && fb != NULL && strcmp(fa, fb) == 0);
+}
+
+/*
+ * Element idx of eviction.overrides (list, named name), a group { network = "CIDR"; port = N;
+ * idle_timeout = N; } with port optional (0: any). epath names the element in messages. Returns
+ * 0 with *out and the line of its idle_timeout set, -1 after reporting every problem.
+ */
+static int
+load_override(struct load_state *ld, const config_setting_t *list, const config_setting_t *e,
+	const char *name, int idx, const char *epath, struct config_timeout_override *out,
+	int *to_line, const char **to_file)
+{
+	struct config_timeout_override o;
+	int n = config_setting_length(e), bad = 0, have_net = 0, have_timeout = 0;
+
+	memset(&o, 0, sizeof(o));
+	for (int j = 0; j < n; j++) {
+		const config_setting_t *m = config_setting_get_elem(e, (unsigned int)j);
+		const char *mname, *lit;
+		char mpath[192];
+		long long v;
+
+		if (m == NULL)
+			continue;
+		if ((mname = config_setting_name(m)) == NULL)
+			mname = "";
+		snprintf(mpath, sizeof(mpath), "%s.%s", epath, mname);
+		if (strcmp(mname, "network") == 0) {
+			const char *str;
+			int rc;
+
+			have_net = 1;
+			if (config_setting_type(m) != CONFIG_TYPE_STRING) {
+				setting_error(ld, m, "%s: expected a string", mpath);
+				bad = 1;
+				continue;
+			}
+			str = config_setting_get_string(m);
+			if ((rc = POLICY_CidrParse(str, &o.network)) != POLICY_CIDR_OK) {
+				char msg[CIDR_MSG_SIZE];
+
+				setting_error(ld, m, "%s: %s", mpath,
+				    cidr_message(rc, str, msg, sizeof(msg)));
+				bad = 1;
+			}
+			continue;
+		}
+		if (strcmp(mname, "port") != 0 && strcmp(mname, "idle_timeout") != 0) {
+			setting_error(ld, m, "unknown key '%s'", mpath);
+			bad = 1;
+			continue;
+		}
+		/* The literal is looked for inside this element's braces (found anew each time:
+		 * the text cache may have moved to another file meanwhile). */
+		lit = same_file(list, m) ? member_text(elem_text(ld, list, name, idx), mname) : NULL;
+		if (strcmp(mname, "port") == 0) {
+			if (check_int(ld, m, mpath, 0, 65535, NULL, lit, &v) < 0)
+				bad = 1;
+			else
+				o.port = (uint16_t)v;
+		} else {
+			have_timeout = 1;
+			if (check_int(ld, m, mpath, 10, 86400, NULL, lit, &v) < 0) {
+				bad = 1;
+			} else {
+				o.idle_timeout = (uint32_t)v;
+				*to_line = (int)config_setting_source_line(m);
+				*to_file = config_setting_source_file(m);
+			}
+		}
+	}
+	if (!have_net) {
+		elem_error(ld, list, e, name, idx, "%s: network is required", epath);
+		bad = 1;
+	}
+	if (!have_timeout) {
+		elem_error(ld, list, e, name, idx, "%s: idle_timeout is required", epath);
+		bad = 1;
+	}
+	if (bad)
+		return -1;
+	*out = o;
+	return 0;
+}
+
+/*
+ * eviction.overrides (K_OVERRIDES): a list ( ) of groups, at most CFG_EVICTION_MAX_OVERRIDES,
+ * each checked strictly; two for the same network and port are an error (which would apply?).
+ * Elements are named eviction.overrides[0], [1], ... in messages. Every problem is reported; a
+ * list with any keeps its default (empty). Returns 0 when stored, -1 after reporting errors.
+ */
+static int
+load_overrides(struct load_state *ld, const struct cfg_key *k, const config_setting_t *s,
+	const char *path)
+{
+	struct config_timeout_override tmp[CFG_EVICTION_MAX_OVERRIDES];
+	int idx[CFG_EVICTION_MAX_OVERRIDES], line[CFG_EVICTION_MAX_OVERRIDES];
+	const char *lfile[CFG_EVICTION_MAX_OVERRIDES];
+	int type = config_setting_type(s), len, bad = 0;
+	unsigned n = 0;
+
+	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY) {
+		setting_error(ld, s, "%s: expected a list", path);
+		return -1;
+	}
+	len = config_setting_length(s);
+	for (int i = 0; i < len; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned int)i);
+		char epath[160];
+
+		if (e == NULL)
+			continue;
+		snprintf(epath, sizeof(epath), "%s[%d]", path, i);
+		if (i == CFG_EVICTION_MAX_OVERRIDES) {
+			/* The rest is not looked at: the list must be shortened anyway. */
+			elem_error(ld, s, e, k->name, i, "%s: more than %d entries", path,
+			    CFG_EVICTION_MAX_OVERRIDES);
+			bad = 1;
+			break;
+		}
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+			elem_error(ld, s, e, k->name, i,
+			    "%s: expected a group { network = \"CIDR\"; port = N; idle_timeout = N; }",
+			    epath);
+			bad = 1;
+			continue;
+		}
+		line[n] = 0;
+		lfile[n] = NULL;
+		if (load_override(ld, s, e, k->name, i, epath, &tmp[n], &line[n], &lfile[n]) < 0) {
+			bad = 1;
+			continue;
+		}
+		for (unsigned j = 0; j < n; j++) {
+			if (tmp[j].port == tmp[n].port &&
+			    tmp[j].network.family == tmp[n].network.family &&
+			    tmp[j].network.prefix == tmp[n].network.prefix &&
+			    memcmp(tmp[j].network.addr, tmp[n].network.addr, 16) == 0) {
+				elem_error(ld, s, e, k->name, i,
+				    "%s: the same network and port as %s[%d]", epath, path, idx[j]);
+				bad = 1;
+				break;
+			}
+		}
+		idx[n] = i;
+		n++;
+	}
+	if (bad)
+		return -1;
+	memcpy(ld->cfg->overrides, tmp, n * sizeof(tmp[0]));
+	ld->cfg->n_overrides = n;
+	memcpy(ld->ov_line, line, n * sizeof(line[0]));
+	memcpy(ld->ov_file, lfile, n * sizeof(lfile[0]));
+	return 0;
+}
+
 /* Returns 0 when the value was accepted and stored, -1 after reporting an error. */
 static int
 load_leaf(struct load_state *ld, const struct cfg_key *k, const config_setting_t *s,
 	const char *path)
 {
 	int type = config_setting_type(s);
-	const char *expect, *lit;
+	const char *expect;
 	long long v;
-	int b, litlen;
+	int b;
 
 	switch (k->kind) {
 	case K_INT:
-		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
-			setting_error(ld, s, "%s: expected an integer", path);
+		if (check_int(ld, s, path, k->lo, k->hi, k->zero_note,
+		    type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64 ?
+		    value_text(ld, s, k->name) : NULL, &v) < 0)
 			return -1;
-		}
-		v = config_setting_get_int64(s);
-		if (literal_mismatch(ld, s, k->name, v, &lit, &litlen)) {
-			if (k->zero_note != NULL)
-				setting_error(ld, s, "%s: %.*s is out of range %lld..%lld (or 0 %s)",
-				    path, litlen, lit, k->lo, k->hi, k->zero_note);
-			else
-				setting_error(ld, s, "%s: %.*s is out of range %lld..%lld",
-				    path, litlen, lit, k->lo, k->hi);
-			return -1;
-		}
-		if (v == 0 && k->zero_note != NULL) {
-			store_uint(ld->cfg, k, 0);
-			return 0;
-		}
-		if (v < k->lo || v > k->hi) {
-			if (k->zero_note != NULL)
-				setting_error(ld, s, "%s: %lld is out of range %lld..%lld (or 0 %s)",
-				    path, v, k->lo, k->hi, k->zero_note);
-			else
-				setting_error(ld, s, "%s: %lld is out of range %lld..%lld",
-				    path, v, k->lo, k->hi);
-			return -1;
-		}
 		store_uint(ld->cfg, k, v);
 		return 0;
 	case K_BOOL:
@@ -991,6 +1328,8 @@ load_leaf(struct load_state *ld, const struct cfg_key *k, const config_setting_t
 	case K_NETS:
 	case K_PORTS:
 		return load_list(ld, k, s, path);
+	case K_OVERRIDES:
+		return load_overrides(ld, k, s, path);
 	case K_GROUP:
 		break;
 	}

@@ -31,6 +31,17 @@ struct config_policy {
 	uint16_t exempt_ports[CFG_POLICY_MAX_PORTS]; /* never drop RSTs from or to these ports */
 };
 
+/* eviction: a middlebox idle timeout for flows toward some servers (destination network and
+ * port), overriding eviction.idle_timeout. */
+#define CFG_EVICTION_MAX_OVERRIDES 64
+struct config_timeout_override {
+	struct cidr network;       /* the server side of the flow */
+	uint16_t port;             /* server port; 0: any */
+	uint32_t idle_timeout;     /* seconds (10..86400) */
+};
+
+enum probe_side { PROBE_SERVER = 0, PROBE_CLIENT = 1, PROBE_BOTH = 2 };
+
 /* Per-state idle timeouts of the flow table, in seconds. */
 struct config_flow_timeouts {
 	uint32_t syn;          /* handshake not complete (syn_sent, syn_recv) */
@@ -67,6 +78,15 @@ struct config {
 	/* eviction */
 	uint32_t idle_timeout;     /* middlebox idle timeout in seconds; 0: not configured */
 	int keepalive;             /* inject keepalive probes before idle_timeout */
+	uint32_t probe_lead;       /* probe this many seconds before the timeout; 0: at 0.8 x the timeout */
+	uint32_t max_idle;         /* flows idle longer than this (seconds) are no longer kept alive */
+	uint32_t probe_rate;       /* probes per second, whole daemon */
+	uint32_t probe_retries;    /* unanswered probes before the path is called a black hole */
+	enum probe_side probe_side;/* which side is beyond the middlebox */
+	uint32_t watch_min_gap;    /* resumption after this many seconds of silence is watched
+	                            * (learning); 0: automatic, see CFG_WatchMinGap */
+	unsigned n_overrides;      /* eviction.overrides: per server network/port timeouts */
+	struct config_timeout_override overrides[CFG_EVICTION_MAX_OVERRIDES];
 
 	/* detector: forged-RST judgement and holds */
 	uint32_t threshold;        /* score at which a RST is judged forged */
@@ -106,9 +126,11 @@ void CFG_SetDefaults(struct config *cfg);
 int CFG_Load(struct config *cfg, const char *file, struct config_errors *errs);
 
 /* Re-run the cross-field checks (events.burst >= events.rate, eviction.keepalive needs
- * eviction.idle_timeout, eviction.idle_timeout < flows.timeout.established, queue.num +
- * queue.count - 1 <= 65535) on a final config, after the command-line overrides. Errors are
- * appended with file "command line" and line 0; returns 0 when there were none, -1 otherwise. */
+ * eviction.idle_timeout or eviction.overrides, eviction.idle_timeout and every override's
+ * idle_timeout < flows.timeout.established, eviction.probe_lead (when set) < each of those timeouts,
+ * queue.num + queue.count - 1 <= 65535) on a final config, after the command-line overrides.
+ * Errors are appended with file "command line" and line 0; returns 0 when there were none, -1
+ * otherwise. */
 int CFG_Validate(const struct config *cfg, struct config_errors *errs);
 
 /* Deep copy of src into dst (strings duplicated). */
@@ -116,6 +138,18 @@ void CFG_Copy(struct config *dst, const struct config *src);
 
 /* Release the strings held by cfg. */
 void CFG_Free(struct config *cfg);
+
+/* The middlebox idle timeout for flows toward server address addr (family) and port: the most
+ * specific override (longest prefix; an override with a port beats one without at the same
+ * prefix), else eviction.idle_timeout; 0 when none applies. addr is 16 bytes, IPv4 in the first
+ * 4 (as in struct pkt); IPv4 and IPv6 never match each other. No allocation. */
+uint32_t CFG_IdleTimeoutFor(const struct config *cfg, int family, const uint8_t *addr,
+	uint16_t port);
+
+/* eviction.watch_min_gap in effect: the configured value, or when it is 0 (automatic) a quarter
+ * of the smallest configured timeout (eviction.idle_timeout, overrides), at least 1, or 30 when
+ * no timeout is configured. */
+uint32_t CFG_WatchMinGap(const struct config *cfg);
 
 /* Parse "detect" or "enforce"; -1 otherwise. */
 int CFG_ParseMode(const char *s);

@@ -6,9 +6,12 @@
 #include <sys/socket.h>
 
 #include "engine.h"
+#include "eviction.h"
 #include "flow.h"
 #include "hold.h"
+#include "keepalive.h"
 #include "json.h"
+#include "log.h"
 #include "tcpstate.h"
 #include "timer.h"
 
@@ -18,6 +21,13 @@
 #define EVICT_CANDIDATES 32
 /* Slots of the RST history (direct-mapped by flow and direction; a collision forgets). */
 #define HISTORY_SLOTS 4096
+/* Resumptions watched at once, and server networks whose idle timeout is learnt. */
+#define WATCH_SLOTS 1024
+#define LEARN_NETS 256
+/* A watch ends after this long without an outcome. */
+#define WATCH_MAX_MS 60000
+/* Without a configured timeout, a silence this long is worth watching. */
+#define WATCH_AUTO_MS 30000
 
 enum wheel_id { WHEEL_SHORT = 0, WHEEL_EST = 1 };
 
@@ -40,6 +50,12 @@ struct engine {
 	eng_rst_hook rst_hook;
 	void *rst_hook_ctx;
 
+	struct eviction evi;
+	struct ka_sender ka;
+	struct ka_flow *kaf;             /* per-flow probe state; allocated when keepalive is on */
+	double probe_tokens;
+	uint64_t probe_refill_ns;
+
 	struct engine_stats st;
 };
 
@@ -54,12 +70,22 @@ wheel_for(const struct flow *f)
 	return f->state == TCP_ESTABLISHED ? WHEEL_EST : WHEEL_SHORT;
 }
 
+static uint32_t keepalive_visit(struct engine *e, uint32_t idx, struct flow *f);
+
 static void
 timer_arm(struct engine *e, uint32_t idx, struct flow *f)
 {
 	enum wheel_id w = wheel_for(f);
+	uint32_t deadline = e->now_s + TCP_StateTimeout(&e->cfg->timeout, f->state);
 
-	TIMER_Link(&e->wheel[w], e->table, idx, e->now_s + TCP_StateTimeout(&e->cfg->timeout, f->state));
+	/* With keepalive on, an established flow is also visited when its probe would be due. */
+	if (e->cfg->keepalive && w == WHEEL_EST) {
+		uint32_t k = keepalive_visit(e, idx, f);
+
+		if (k && (int32_t)(k - deadline) < 0)
+			deadline = k;
+	}
+	TIMER_Link(&e->wheel[w], e->table, idx, deadline);
 	f->flags = (uint8_t)((f->flags & ~FL_WHEEL_EST) | (w == WHEEL_EST ? FL_WHEEL_EST : 0) | FL_LINKED);
 }
 
@@ -231,6 +257,7 @@ emit_rst(struct engine *e, const struct pending_rst *pr, enum rg_verdict verdict
 /* ---- flow lifetime ---- */
 
 static void resolve_flow(struct engine *e, uint32_t idx, struct flow *f);
+static void unwatch(struct engine *e, uint32_t idx, struct flow *f);
 
 /* End a flow: report it and give its record back. */
 static void
@@ -240,6 +267,7 @@ end_flow(struct engine *e, uint32_t idx, const char *reason)
 
 	if (f->flags & FL_PENDING)
 		resolve_flow(e, idx, f);
+	unwatch(e, idx, f);
 	emit_flow(e, f, reason);
 	timer_disarm(e, idx, f);
 	FLOW_Remove(e->table, idx);
@@ -319,6 +347,307 @@ state_changed(struct engine *e, uint32_t idx, struct flow *f, enum tcp_state pre
 	if (f->state != prev) {
 		timer_disarm(e, idx, f);
 		timer_arm(e, idx, f);
+	}
+}
+
+/* ---- eviction and keepalive ---- */
+
+static inline int
+flow_family(const struct flow *f)
+{
+	return (f->flags & FL_IPV6) ? AF_INET6 : AF_INET;
+}
+
+/* The middlebox idle timeout configured for the flow's server (0: none). */
+static uint32_t
+flow_timeout_s(const struct engine *e, const struct flow *f)
+{
+	return CFG_IdleTimeoutFor(e->cfg, flow_family(f), f->srv, f->sport);
+}
+
+static uint32_t
+watch_min_ms(const struct engine *e, uint32_t timeout_s)
+{
+	if (e->cfg->watch_min_gap)
+		return e->cfg->watch_min_gap * 1000;
+	return timeout_s ? timeout_s * 250 : WATCH_AUTO_MS;
+}
+
+static void
+emit_eviction(struct engine *e, const struct flow *f, const char *kind, uint32_t gap_ms, uint32_t retrans,
+	      uint32_t timeout_s, const char *by, const struct evict_net *net)
+{
+	char buf[EVENT_LINE_MAX], nb[64];
+	struct json j;
+
+	if (e->sink == NULL || !EV_Allow(e->sink, e->now.mono_ns))
+		return;
+	JSON_Init(&j, buf, sizeof(buf));
+	put_common(&j, e->now.real_ns, FLOW_Id(e->table, f), "eviction", flow_family(f), f->cli, f->cport,
+		   f->srv, f->sport);
+	JSON_ObjectOpen(&j, "eviction");
+	JSON_Str(&j, "kind", kind);
+	JSON_Double(&j, "idle", gap_ms / 1000.0, 3);
+	if (retrans)
+		JSON_U64(&j, "retransmits", retrans);
+	if (timeout_s)
+		JSON_U64(&j, "timeout", timeout_s);
+	JSON_Str(&j, "detected_by", by);
+	if (net) {
+		EVI_FormatNet(net, nb, sizeof(nb));
+		JSON_ObjectOpen(&j, "learned");
+		JSON_Str(&j, "network", nb);
+		JSON_Double(&j, "max_survived", net->max_survived_ms / 1000.0, 3);
+		if (net->min_evicted_ms)
+			JSON_Double(&j, "min_evicted", net->min_evicted_ms / 1000.0, 3);
+		JSON_ObjectClose(&j);
+	}
+	JSON_ObjectClose(&j);
+	submit(e, &j);
+}
+
+/* A middlebox forgot flow f after a silence of gap_ms: learn from it and report it, once. */
+static void
+eviction_found(struct engine *e, struct flow *f, const char *kind, uint32_t gap_ms, uint32_t retrans,
+	       uint32_t timeout_s, const char *by)
+{
+	const struct evict_net *n;
+
+	if (f->dir[DIR_TOSERVER].flags & FD_EVICTED)
+		return;
+	f->dir[DIR_TOSERVER].flags |= FD_EVICTED;
+	n = EVI_Learn(&e->evi, flow_family(f), f->srv, gap_ms, 1);
+	if (kind[0] == 'r')
+		e->st.evictions_rst++;
+	else
+		e->st.evictions_blackhole++;
+	emit_eviction(e, f, kind, gap_ms, retrans, timeout_s, by, n);
+}
+
+static void
+unwatch(struct engine *e, uint32_t idx, struct flow *f)
+{
+	if (f->flags & FL_WATCH) {
+		EVI_Release(&e->evi, EVI_Find(&e->evi, idx, f->first_seen_cs));
+		f->flags &= (uint8_t)~FL_WATCH;
+	}
+}
+
+/* A non-RST packet, before it updates the flow: a resumption after a silence starts a watch;
+ * during a watch, the other side's answer means the path survived, and the resuming packet
+ * sent again and again into silence means a black hole. */
+static void
+watch_packet(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct pkt *p)
+{
+	uint32_t gap = e->now_ms - f->last_seen_ms, timeout;
+	struct evict_watch *w;
+
+	if (f->flags & FL_WATCH) {
+		w = EVI_Find(&e->evi, idx, f->first_seen_cs);
+		if (w == NULL) {
+			f->flags &= (uint8_t)~FL_WATCH;
+		} else if (dir != w->dir) {
+			if (!w->reported)
+				EVI_Learn(&e->evi, flow_family(f), f->srv, w->gap_ms, 0);
+			EVI_Release(&e->evi, w);
+			f->flags &= (uint8_t)~FL_WATCH;
+		} else if (p->seq == w->seq && !(p->flags & TCPF_SYN)) {
+			if (w->retrans < 255)
+				w->retrans++;
+			if (w->retrans >= 2 && !w->reported) {
+				w->reported = 1;
+				eviction_found(e, f, "blackhole", w->gap_ms, w->retrans, w->timeout_s, "traffic");
+			}
+		}
+		return;
+	}
+	if (gap < 1000 || f->state != TCP_ESTABLISHED)
+		return;
+	timeout = flow_timeout_s(e, f);
+	if (gap < watch_min_ms(e, timeout))
+		return;
+	w = EVI_Watch(&e->evi, idx, f->first_seen_cs);
+	if (w == NULL) {
+		e->st.watch_full++;
+		return;
+	}
+	w->gap_ms = gap;
+	w->start_ms = e->now_ms;
+	w->seq = p->seq;
+	w->timeout_s = timeout;
+	w->dir = (uint8_t)dir;
+	f->flags |= FL_WATCH;
+}
+
+/* Is this RST a middlebox's, after a silence the path did not survive? Sets *gap and *timeout
+ * for the report; *by says how it was noticed. */
+static int
+rst_after_silence(struct engine *e, uint32_t idx, struct flow *f, int dir, uint32_t *gap, uint32_t *timeout,
+		  const char **by)
+{
+	uint32_t idle = e->now_ms - f->last_seen_ms;
+
+	*by = "traffic";
+	if (f->dir[DIR_TOSERVER].flags & FD_EVICTED) {
+		*gap = idle;
+		return 1;           /* the rest of an eviction's RSTs */
+	}
+	if ((f->flags & FL_PROBING) && e->kaf && (e->kaf[idx].outstanding & (1u << !dir))) {
+		e->st.probes_rst++;
+		e->kaf[idx].gave_up = 1;
+		*gap = idle;
+		*timeout = flow_timeout_s(e, f);
+		*by = "probe";
+		return 1;           /* our probe found the state already lost */
+	}
+	if (f->flags & FL_WATCH) {
+		struct evict_watch *w = EVI_Find(&e->evi, idx, f->first_seen_cs);
+
+		/* A RST answering the resumption: the silence was long enough to be watched, so
+		 * a middlebox with a shorter timeout than configured is caught too. */
+		if (w && dir != w->dir) {
+			*gap = w->gap_ms;
+			*timeout = w->timeout_s;
+			return 1;
+		}
+	}
+	/* RSTs with no trigger, at the timeout (load balancers that reset both sides). */
+	if (idle >= 1000 && (f->state == TCP_ESTABLISHED || f->state == TCP_FIN_WAIT)) {
+		*timeout = flow_timeout_s(e, f);
+		*gap = idle;
+		return idle >= (*timeout ? *timeout * 1000 : WATCH_AUTO_MS);
+	}
+	return 0;
+}
+
+/* Keepalive: when flow idx is due, send probes if it is time; returns when to look again
+ * (engine seconds), 0 for never in this idle period. */
+static uint32_t
+keepalive_visit(struct engine *e, uint32_t idx, struct flow *f)
+{
+	const struct config *c = e->cfg;
+	uint32_t timeout, idle, interval_ms, base, sides, answer_wait_ms = 1000;
+	struct ka_flow *k;
+	uint8_t buf[128];
+
+	if (!c->keepalive || f->state != TCP_ESTABLISHED)
+		return 0;
+	timeout = flow_timeout_s(e, f);
+	if (timeout == 0)
+		return 0;
+	if (e->kaf == NULL) {
+		/* First use (keepalive may have been switched on by a reload). */
+		if (e->ka.fd4 == -2 || (e->ka.fd4 < 0 && KA_Open(&e->ka) < 0)) {
+			e->ka.fd4 = -2;   /* do not try again */
+			return 0;
+		}
+		e->kaf = calloc(FLOW_Capacity(e->table), sizeof(*e->kaf));
+		if (e->kaf == NULL)
+			return 0;
+	}
+	k = &e->kaf[idx];
+	idle = e->now_ms - f->last_seen_ms;
+	if (idle >= c->max_idle * 1000) {
+		f->flags &= (uint8_t)~FL_PROBING;   /* abandoned: let the middlebox forget it */
+		return 0;
+	}
+	if (!(f->flags & FL_PROBING))
+		memset(k, 0, sizeof(*k));
+	if (k->gave_up)
+		return 0;
+	/* Probe at timeout - lead; automatic lead: a fifth of the timeout (0.8 x, as in the research). */
+	interval_ms = (c->probe_lead && c->probe_lead < timeout ? timeout - c->probe_lead : timeout * 4 / 5) * 1000;
+	if (k->outstanding) {
+		if (e->now_ms - k->probe_ms < answer_wait_ms)
+			return e->now_s + 1;
+		k->outstanding = 0;
+		e->st.probes_unanswered++;
+		if (++k->unanswered >= c->probe_retries) {
+			k->gave_up = 1;
+			eviction_found(e, f, "blackhole", idle, k->unanswered, timeout, "probe");
+			return 0;
+		}
+	} else {
+		base = f->last_seen_ms;
+		if ((f->flags & FL_PROBING) && (int32_t)(k->refresh_ms - base) > 0)
+			base = k->refresh_ms;
+		if ((int32_t)(e->now_ms - (base + interval_ms)) < 0)
+			return e->now_s + (base + interval_ms - e->now_ms + 999) / 1000;
+	}
+	/* Time to probe, toward the side(s) beyond the middlebox. */
+	sides = c->probe_side == PROBE_BOTH ? 3u : c->probe_side == PROBE_CLIENT ? 1u << DIR_TOCLIENT : 1u << DIR_TOSERVER;
+	for (int x = 0; x < 2; x++) {
+		uint32_t len;
+
+		if (!(sides & (1u << x)) || !KA_Eligible(f, x))
+			continue;
+		if (e->now.mono_ns > e->probe_refill_ns) {
+			uint32_t per_queue = c->probe_rate / (c->queue_count ? c->queue_count : 1);
+
+			e->probe_tokens += (double)(e->now.mono_ns - e->probe_refill_ns) * (per_queue ? per_queue : 1) / 1e9;
+			if (e->probe_tokens > (per_queue ? per_queue : 1))
+				e->probe_tokens = per_queue ? per_queue : 1;
+			e->probe_refill_ns = e->now.mono_ns;
+		}
+		if (e->probe_tokens < 1.0) {
+			e->st.probes_rate_limited++;
+			return e->now_s + 1;
+		}
+		e->probe_tokens -= 1.0;
+		len = KA_Build(f, x, buf);
+		if (KA_Send(&e->ka, f, buf, len) < 0) {
+			e->st.probe_errors++;
+			continue;
+		}
+		e->st.probes_sent++;
+		k->outstanding |= (uint8_t)(1u << x);
+	}
+	if (k->outstanding) {
+		k->probe_ms = e->now_ms;
+		f->flags |= FL_PROBING;
+		return e->now_s + 1 + answer_wait_ms / 1000;
+	}
+	return e->now_s + interval_ms / 1000;   /* not eligible now (data in flight): later */
+}
+
+/* A packet of a flow being probed: the answer to our probe is taken out of the stream (the
+ * endpoint never sent a probe, so it must never see an answer); real traffic ends the idle
+ * period. Returns 1 if p was a probe's answer. */
+static int
+keepalive_packet(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct pkt *p)
+{
+	struct ka_flow *k = &e->kaf[idx];
+	int x = !dir;
+
+	if ((k->outstanding & (1u << x)) && p->flags == TCPF_ACK && p->payload_len == 0 &&
+	    p->seq == f->dir[dir].next_seq && p->ack == f->dir[x].next_seq) {
+		k->outstanding &= (uint8_t)~(1u << x);
+		k->unanswered = 0;
+		k->refresh_ms = e->now_ms;
+		e->st.probes_answered++;
+		return 1;
+	}
+	f->flags &= (uint8_t)~FL_PROBING;
+	return 0;
+}
+
+void
+ENG_LogLearned(const struct engine *e)
+{
+	char nb[64];
+
+	for (uint32_t i = 0; i < e->evi.ncap; i++) {
+		const struct evict_net *n = &e->evi.nets[i];
+
+		if (!n->in_use)
+			continue;
+		EVI_FormatNet(n, nb, sizeof(nb));
+		if (n->min_evicted_ms)
+			log_info("eviction: %s: idle timeout between %.1f s (longest survived, %u times) and %.1f s (shortest evicted, %u times)",
+				 nb, n->max_survived_ms / 1000.0, n->survived, n->min_evicted_ms / 1000.0, n->evicted);
+		else
+			log_info("eviction: %s: survived silences up to %.1f s (%u times), no eviction seen",
+				 nb, n->max_survived_ms / 1000.0, n->survived);
 	}
 }
 
@@ -451,6 +780,8 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 	struct rst_history *h = NULL;
 	enum rg_verdict verdict;
 	int wait = 0, hold = 0;
+	uint32_t ev_gap = 0, ev_timeout = 0;
+	const char *ev_by = "traffic";
 
 	e->st.rst++;
 	memset(&now_pr, 0, sizeof(now_pr));
@@ -467,7 +798,12 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 		if (h->key == ((ref->index << 1) | (uint32_t)dir) + 1 && h->flow_start_cs == f->first_seen_cs &&
 		    e->now_ms - h->last_ms <= RST_BURST_WINDOW_MS)
 			ctx.hist = h;
+		ctx.eviction = rst_after_silence(e, ref->index, f, dir, &ev_gap, &ev_timeout, &ev_by);
 		RST_Analyse(f, dir, p, &ctx, &e->par, &now_pr.res);
+		if (now_pr.res.eviction) {
+			eviction_found(e, f, "rst", ev_gap, 0, ev_timeout, ev_by);
+			unwatch(e, ref->index, f);
+		}
 		RST_Remember(h, ((ref->index << 1) | (uint32_t)dir) + 1, f->first_seen_cs, p, e->now_ms);
 		now_pr.has_flow = 1;
 		now_pr.flow_idx = ref->index;
@@ -488,7 +824,7 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 				     ((1u << RST_EV_SEQ_BURST) | (1u << RST_EV_TTL_BURST) | (1u << RST_EV_IDENTICAL)));
 		/* Not yet conclusive, and its sender may still contradict it: wait for that. A RST
 		 * the receiver ignores (out of window) needs no waiting. */
-		wait = !now_pr.res.forged && now_pr.res.seq_class != RST_SEQ_OUT_OF_WINDOW &&
+		wait = !now_pr.res.forged && !now_pr.res.eviction && now_pr.res.seq_class != RST_SEQ_OUT_OF_WINDOW &&
 		       (f->state == TCP_ESTABLISHED || f->state == TCP_FIN_WAIT || f->state == TCP_CLOSING);
 		hold = wait && e->cfg->mode == RG_MODE_ENFORCE && pkt_id != ENG_NO_ID &&
 		       (uint32_t)now_pr.res.score >= e->cfg->hold_threshold;
@@ -572,7 +908,7 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 	struct flow_ref ref;
 	struct flow *f;
 	enum tcp_state prev;
-	int found;
+	int found, probed;
 
 	e->st.packets++;
 	e->st.kind[pp->kind]++;
@@ -596,8 +932,14 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 	}
 	if (f == NULL)
 		return RG_ACCEPT;
+	probed = (f->flags & FL_PROBING) != 0;
+	if (probed && e->kaf && keepalive_packet(e, ref.index, f, ref.dir, pk))
+		return RG_DROP;   /* our probe's answer: the endpoint must not see it */
 	if (f->flags & FL_PENDING)
 		pending_news(e, ref.index, f, ref.dir, pk, 0);
+	/* A silence our probes bridged says nothing about the middlebox's own timeout. */
+	if ((f->flags & FL_WATCH) || (!probed && (uint32_t)(e->now_ms - f->last_seen_ms) >= 1000))
+		watch_packet(e, ref.index, f, ref.dir, pk);
 
 	f->last_seen_ms = e->now_ms;
 	prev = TCP_Update(f, ref.dir, pk, e->now_us);
@@ -612,7 +954,7 @@ expiry_due(void *ctx, uint32_t idx, uint32_t due_s)
 {
 	struct engine *e = ctx;
 	struct flow *f = FLOW_Get(e->table, idx);
-	uint32_t idle_ms = e->now_ms - f->last_seen_ms;
+	uint32_t idle_ms = e->now_ms - f->last_seen_ms, deadline;
 	uint64_t timeout_ms = (uint64_t)TCP_StateTimeout(&e->cfg->timeout, f->state) * 1000;
 
 	(void)due_s;
@@ -622,7 +964,14 @@ expiry_due(void *ctx, uint32_t idx, uint32_t due_s)
 		return 0;
 	}
 	f->flags |= FL_LINKED;  /* re-linked in the same wheel by the caller */
-	return e->now_s + (uint32_t)((timeout_ms - idle_ms + 999) / 1000);
+	deadline = e->now_s + (uint32_t)((timeout_ms - idle_ms + 999) / 1000);
+	if (e->cfg->keepalive && f->state == TCP_ESTABLISHED) {
+		uint32_t k = keepalive_visit(e, idx, f);
+
+		if (k && (int32_t)(k - deadline) < 0)
+			deadline = k;
+	}
+	return deadline;
 }
 
 void
@@ -695,11 +1044,31 @@ ENG_NextDueMs(const struct engine *e)
 	return left < 0 ? 0 : left;
 }
 
+/* Watches that saw no outcome in time end without one. */
+static void
+watch_expire(struct engine *e)
+{
+	for (uint32_t i = 0; i < e->evi.wcap && e->evi.wused; i++) {
+		struct evict_watch *w = &e->evi.watch[i];
+
+		if (w->in_use && e->now_ms - w->start_ms > WATCH_MAX_MS) {
+			struct flow *f = FLOW_Get(e->table, w->flow_idx);
+
+			if ((f->flags & FL_LINKED) && f->first_seen_cs == w->flow_start_cs)
+				f->flags &= (uint8_t)~FL_WATCH;
+			EVI_Release(&e->evi, w);
+		}
+	}
+}
+
 void
 ENG_Tick(struct engine *e)
 {
 	if (e->holds.used)
 		pending_due(e);
+	/* Once a second (the wheel has not yet been advanced to this second). */
+	if (e->evi.wused && e->now_s != e->wheel[WHEEL_SHORT].now_s)
+		watch_expire(e);
 	TIMER_Advance(&e->wheel[WHEEL_SHORT], e->table, e->now_s, EXPIRY_BUDGET, expiry_due, e);
 	TIMER_Advance(&e->wheel[WHEEL_EST], e->table, e->now_s, EXPIRY_BUDGET, expiry_due, e);
 }
@@ -725,7 +1094,9 @@ ENG_Create(const struct config *cfg, uint32_t max_flows, struct event_sink *sink
 	load_params(e);
 	e->hist = calloc(HISTORY_SLOTS, sizeof(*e->hist));
 	e->decided = calloc(cfg->max_pending, sizeof(*e->decided));
-	if (e->hist == NULL || e->decided == NULL || HOLD_Init(&e->holds, cfg->max_pending) < 0) {
+	e->ka.fd4 = e->ka.fd6 = -1;
+	if (e->hist == NULL || e->decided == NULL || HOLD_Init(&e->holds, cfg->max_pending) < 0 ||
+	    EVI_Init(&e->evi, WATCH_SLOTS, LEARN_NETS) < 0) {
 		ENG_Destroy(e);
 		return NULL;
 	}
@@ -797,6 +1168,9 @@ ENG_Destroy(struct engine *e)
 		return;
 	FLOW_DestroyTable(e->table);
 	HOLD_Fini(&e->holds);
+	EVI_Fini(&e->evi);
+	KA_Close(&e->ka);
+	free(e->kaf);
 	free(e->hist);
 	free(e->decided);
 	free(e);

@@ -37,6 +37,15 @@ struct engine_stats {
 	uint64_t rst_held;                /* packets held for judgement */
 	uint64_t rst_race;                /* RSTs contradicted by their sender's later traffic */
 	uint64_t pending_full;            /* RSTs judged at once because the pending table was full */
+	uint64_t evictions_rst;           /* middlebox evictions seen as a RST */
+	uint64_t evictions_blackhole;     /* ... seen as retransmissions into silence */
+	uint64_t watch_full;              /* resumptions not watched: table full */
+	uint64_t probes_sent;
+	uint64_t probes_answered;
+	uint64_t probes_unanswered;
+	uint64_t probes_rst;              /* answered by a RST: the state was already lost */
+	uint64_t probes_rate_limited;
+	uint64_t probe_errors;            /* raw socket send failures */
 	uint64_t flows_active;
 	uint64_t flows_capacity;
 	uint64_t memory_bytes;
@@ -99,6 +108,9 @@ void ENG_Shutdown(struct engine *e);
 /* Called once for every RST when it is judged (offline summaries). */
 typedef void (*eng_rst_hook)(void *ctx, const struct pkt *p, const struct rst_result *r, enum rg_verdict would);
 void ENG_SetRstHook(struct engine *e, eng_rst_hook fn, void *ctx);
+
+/* Log what has been learnt of each server network's idle timeout. */
+void ENG_LogLearned(const struct engine *e);
 
 /* Counters. */
 void ENG_GetStats(const struct engine *e, struct engine_stats *st);

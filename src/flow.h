@@ -45,6 +45,7 @@ enum ipid_habit { IPID_UNKNOWN = 0, IPID_INCREMENTING, IPID_ZERO, IPID_RANDOM };
 #define FD_LAST       0x1000  /* sent the flow's most recent packet */
 #define FD_LASTDATA   0x2000  /* sent the flow's most recent payload */
 #define FD_FORGED     0x4000  /* a forged RST claimed to come from this side */
+#define FD_EVICTED    0x8000  /* (dir[0] only) a middlebox eviction was seen on this flow */
 
 /* What one side of the connection has shown, as seen at the gateway. */
 struct flow_dir {
@@ -72,6 +73,8 @@ struct flow_dir {
 #define FL_WHEEL_EST   0x08   /* linked in the established wheel (else the short one) */
 #define FL_LINKED      0x10   /* linked in a wheel */
 #define FL_PENDING     0x20   /* a RST of this flow awaits judgement (see hold.h) */
+#define FL_WATCH       0x40   /* a resumption after silence is being watched (see eviction.h) */
+#define FL_PROBING     0x80   /* keepalive probes are being sent for this flow (see keepalive.h) */
 
 struct flow {
 	/* key: addresses and ports in the direction of the client */

@@ -356,6 +356,12 @@ log_stats(struct worker *w, unsigned n)
 		 (unsigned long long)es.rst_dropped, (unsigned long long)es.rst_would_drop,
 		 (unsigned long long)es.rst_held, (unsigned long long)es.rst_race,
 		 (unsigned long long)es.pending_full);
+	log_info("evictions: rst %llu, black hole %llu (resumptions not watched: %llu); keepalive probes: sent %llu, answered %llu, unanswered %llu, answered by rst %llu, rate-limited %llu, send errors %llu",
+		 (unsigned long long)es.evictions_rst, (unsigned long long)es.evictions_blackhole,
+		 (unsigned long long)es.watch_full, (unsigned long long)es.probes_sent,
+		 (unsigned long long)es.probes_answered, (unsigned long long)es.probes_unanswered,
+		 (unsigned long long)es.probes_rst, (unsigned long long)es.probes_rate_limited,
+		 (unsigned long long)es.probe_errors);
 	log_info("events: written %llu, rate-limited %llu, ring full %llu, write errors %llu",
 		 (unsigned long long)ev.written, (unsigned long long)ev.rate_dropped,
 		 (unsigned long long)ev.ring_dropped, (unsigned long long)ev.write_errors);
@@ -505,6 +511,8 @@ main(int argc, char **argv)
 	EV_Flush();
 	if (started)
 		log_stats(workers, started);
+	for (unsigned i = 0; i < started; i++)
+		ENG_LogLearned(workers[i].eng);
 	for (unsigned i = 0; i < n; i++) {
 		if (i < started)
 			log_queue_stats(&workers[i].qstats, cfg->queue_num + i);

@@ -188,6 +188,17 @@ RST_Analyse(const struct flow *f, int dir, const struct pkt *p, const struct rst
 	/* A flow picked up mid-stream has no trustworthy baseline yet: judge nothing. */
 	if (!(f->flags & FL_MIDSTREAM) || (f->dir[dir].pkts >= 4 && f->dir[!dir].pkts >= 4))
 		judge(f, dir, p, ctx, par, out);
+	/* After a silence the path may not have survived, a RST that is not the endpoint's own
+	 * socket speaking (RST/ACK at exactly its SND.NXT, nothing odd about it) is the middlebox
+	 * that forgot the flow, or the endpoint's stack answering a flow it never heard of again:
+	 * an eviction, whatever else it looks like. It is never forged-and-dropped. */
+	if (ctx->eviction) {
+		const struct flow_dir *s = &f->dir[dir];
+		int from_socket = (p->flags & TCPF_ACK) && (s->flags & FD_SEEN) && p->seq == s->next_seq &&
+				  out->score == 0 && !(p->family == AF_INET && p->ipid == 0 && p->df);
+
+		out->eviction = !from_socket;
+	}
 	RST_AddEvidence(out, RST_EV_COUNT, par);
 }
 
@@ -196,8 +207,10 @@ RST_AddEvidence(struct rst_result *r, unsigned bit, const struct rst_params *par
 {
 	if (bit < RST_EV_COUNT)
 		add(r, bit);
-	r->forged = r->score >= par->threshold;
-	if (r->forged)
+	r->forged = !r->eviction && r->score >= par->threshold;
+	if (r->eviction)
+		r->cause = RST_CAUSE_IDLE_EVICTION;
+	else if (r->forged)
 		r->cause = RST_CAUSE_INJECTED;
 	else if (r->seq_class == RST_SEQ_OUT_OF_WINDOW)
 		r->cause = RST_CAUSE_INVALID_SEQ;

@@ -69,6 +69,7 @@ struct rst_context {
 	int last_from_receiver;     /* that previous packet went the other way */
 	const struct rst_history *hist;  /* the sender's previous RSTs within the burst window, or NULL */
 	int peer_forged;            /* a forged RST claiming to be the other side was seen just before */
+	int eviction;               /* it comes after a silence a middlebox may not have survived */
 };
 
 #define RST_BURST_WINDOW_MS 2000
@@ -81,6 +82,7 @@ struct rst_result {
 	uint32_t evidence;          /* bit set of RST_EV_* */
 	int score;
 	enum rst_cause apparent;    /* the cause the wire state suggests, had the RST been genuine */
+	int eviction;               /* judged a middlebox's reset after an idle period */
 };
 
 /* Classify the RST p travelling in direction dir of flow f (NULL when unknown). f must still hold

@@ -437,6 +437,272 @@ def cmd_echo_client(args):
 
 
 # ---------------------------------------------------------------------------------------------
+# scenario endpoints of forged.sh and causes.sh (forged-RST injection and the RST cause taxonomy)
+
+TRIGGER_PATH = "/forbidden"
+
+
+def errno_name(exc):
+    """errno name of an OSError; a Python socket timeout (no errno) is "socket-timeout", kept
+    apart from a kernel ETIMEDOUT (keepalive or retransmission timeout), which has errno 110."""
+    code = getattr(exc, "errno", None)
+    if code is None:
+        return "socket-timeout" if isinstance(exc, socket.timeout) else type(exc).__name__
+    return errno.errorcode.get(code, str(code))
+
+
+def stream_digest(nbytes, seed):
+    h = hashlib.sha256()
+    for c in Stream(nbytes, seed).chunks():
+        h.update(c)
+    return h.hexdigest()
+
+
+def cmd_slow_serve(args):
+    """The slow server of the injection scenarios. Per connection: answer "PING n" lines with
+    "PONG n" (so that both senders show a few packets: TTL, IP ID and DF baselines), and a
+    "GET <path>" line, after --delay seconds (so an on-path injector always beats the answer),
+    with --bytes of the deterministic stream (seed --seed); then half-close and wait for the
+    client's EOF. Reports how far it got: outcome "sent" (all sent, client closed), or the
+    error that stopped it (ECONNRESET / EPIPE when a RST killed the connection)."""
+    fam = family_of(args.bind)
+    ls = socket.socket(fam, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    ls.bind((args.bind, args.port))
+    ls.listen(16)
+    ls.settimeout(args.accept_timeout)
+    write_ready(args.ready_file)
+    all_ok = True
+    for _ in range(args.count):
+        try:
+            conn, peer = ls.accept()
+        except OSError as e:
+            emit({"cmd": "slow-serve", "ok": False, "error": "accept: " + errno_name(e)})
+            return False, None
+        conn.settimeout(args.timeout)
+        res = {"cmd": "slow-serve", "peer": peer[0], "peer_port": peer[1], "pings": 0, "sent": 0,
+               "request": None, "outcome": None}
+        buf = b""
+        try:
+            while res["request"] is None:
+                d = conn.recv(4096)
+                if not d:
+                    res["outcome"] = "eof-before-request"
+                    break
+                buf += d
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    line = line.strip()
+                    if line.startswith(b"PING"):
+                        conn.sendall(b"PONG" + line[4:] + b"\n")
+                        res["pings"] += 1
+                    elif line.startswith(b"GET "):
+                        res["request"] = line.decode(errors="replace")
+                        break
+            if res["request"] is not None:
+                time.sleep(args.delay)
+                for c in Stream(args.bytes, args.seed).chunks():
+                    conn.sendall(c)
+                    res["sent"] += len(c)
+                conn.shutdown(socket.SHUT_WR)
+                while conn.recv(65536):
+                    pass
+                res["outcome"] = "sent"
+        except OSError as e:
+            res["outcome"] = errno_name(e)
+        conn.close()
+        ok = res["outcome"] == "sent" if args.expect == "sent" else res["outcome"] is not None
+        res["ok"] = ok
+        emit(res)
+        all_ok = all_ok and ok
+    ls.close()
+    return all_ok, None
+
+
+def cmd_fetch(args):
+    """Client of slow-serve: --pings ping-pongs, then "GET <path>", then read the answer to
+    EOF and check its length and sha256 (the stream of --bytes, seed --seed). outcome:
+    "complete" (intact answer and a normal FIN close), "reset" (ECONNRESET), "short",
+    "corrupt", or another error. ok when the outcome is --expect."""
+    s = make_client(args)
+    res = {"to": args.to, "port": args.port, "sport": sport_of(s), "received": 0}
+    h = hashlib.sha256()
+    try:
+        s.connect((args.to, args.port))
+        res["sport"] = sport_of(s)
+        for i in range(args.pings):
+            s.sendall(b"PING %d\n" % i)
+            want = b"PONG %d\n" % i
+            got = b""
+            while len(got) < len(want):
+                d = s.recv(len(want) - len(got))
+                if not d:
+                    raise ConnectionAbortedError(errno.ECONNABORTED, "EOF during pings")
+                got += d
+            if got != want:
+                res.update(outcome="corrupt", error="bad pong %r" % got)
+                return False, res
+            if args.ping_gap > 0:
+                time.sleep(args.ping_gap)
+        s.sendall(("GET %s HTTP/1.0\n" % args.path).encode())
+        res["request_sent"] = True
+        while True:
+            d = s.recv(1 << 18)
+            if not d:
+                break
+            h.update(d)
+            res["received"] += len(d)
+        s.close()
+    except OSError as e:
+        res.update(outcome="reset" if isinstance(e, ConnectionResetError) else "error",
+                   error=errno_name(e))
+        s.close()
+        return args.expect == res["outcome"], res
+    digest = h.hexdigest()
+    res.update(sha256=digest)
+    if res["received"] != args.bytes:
+        res.update(outcome="short")
+    elif digest != stream_digest(args.bytes, args.seed):
+        res.update(outcome="corrupt")
+    else:
+        res.update(outcome="complete")
+    return args.expect == res["outcome"], res
+
+
+def cmd_send_expect_reset(args):
+    """Send --bytes at once, then read: against a server that reads only part of it and closes
+    (unread data), the client gets ECONNRESET. outcome: reset / eof / the error."""
+    s = make_client(args)
+    res = {"to": args.to, "port": args.port, "sport": sport_of(s)}
+    try:
+        s.connect((args.to, args.port))
+        s.sendall(Stream(args.bytes).block[:args.bytes])
+        res["sent"] = args.bytes
+        while True:
+            d = s.recv(4096)
+            if not d:
+                res.update(outcome="eof")
+                break
+    except OSError as e:
+        res.update(outcome="reset" if isinstance(e, ConnectionResetError) else "error",
+                   error=errno_name(e))
+    s.close()
+    return res["outcome"] == "reset", res
+
+
+def cmd_send_after_fin(args):
+    """Send the request, read until the server's FIN, then keep sending (--sends messages,
+    --gap s apart): the server has closed fully, so its kernel answers with a RST and a later
+    send fails (EPIPE on Linux: the RST hit a CLOSE_WAIT socket). outcome: the errno name of
+    the first failed send, or "all-sent"."""
+    s = make_client(args)
+    res = {"to": args.to, "port": args.port, "sport": sport_of(s), "sends_ok": 0}
+    try:
+        s.connect((args.to, args.port))
+        s.sendall(REQUEST)
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+        res["fin"] = True
+    except OSError as e:
+        res.update(outcome="error-before-fin", error=errno_name(e))
+        s.close()
+        return False, res
+    try:
+        for _ in range(args.sends):
+            s.sendall(b"more data after your FIN\n")
+            res["sends_ok"] += 1
+            time.sleep(args.gap)
+        res.update(outcome="all-sent")
+    except OSError as e:
+        res.update(outcome=errno_name(e))
+    s.close()
+    return res["outcome"] == args.expect, res
+
+
+def cmd_connect_giveup(args):
+    """Connect, but give up after --give-up seconds (the application's connect timeout) and
+    close the half-open socket; when the SYN-ACK comes later, the kernel answers it with a
+    RST (no socket). outcome: "gave-up" or what happened instead."""
+    s = make_client(args)
+    res = {"to": args.to, "port": args.port, "sport": sport_of(s)}
+    s.settimeout(args.give_up)
+    try:
+        s.connect((args.to, args.port))
+        res.update(outcome="connected")
+    except socket.timeout as e:
+        res.update(outcome="gave-up" if getattr(e, "errno", None) is None else errno_name(e))
+    except OSError as e:
+        res.update(outcome=errno_name(e))
+    s.close()
+    return res["outcome"] == "gave-up", res
+
+
+def cmd_keepalive_client(args):
+    """Connect, send the request, let it be acknowledged, write --ready-file, wait for
+    --go-file (the test makes the server vanish meanwhile), then turn on keepalive
+    (SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT) and wait in recv: with the peer gone, the probes go
+    unanswered and the kernel resets the connection, recv failing with ETIMEDOUT."""
+    s = make_client(args)
+    res = {"to": args.to, "port": args.port, "sport": sport_of(s)}
+    try:
+        s.connect((args.to, args.port))
+        res["sport"] = sport_of(s)
+        s.sendall(REQUEST)
+        time.sleep(0.2)
+        write_ready(args.ready_file)
+        end = time.monotonic() + args.go_timeout
+        while not os.path.exists(args.go_file):
+            if time.monotonic() > end:
+                res.update(outcome="no-go")
+                s.close()
+                return False, res
+            time.sleep(0.02)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, args.idle)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, args.intvl)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, args.cnt)
+        t0 = time.monotonic()
+        d = s.recv(4096)
+        res.update(outcome="data" if d else "eof")
+    except OSError as e:
+        res.update(outcome=errno_name(e))
+        if "t0" in locals():
+            res["after_s"] = round(time.monotonic() - t0, 2)
+    s.close()
+    return res["outcome"] == "ETIMEDOUT", res
+
+
+def cmd_listen(args):
+    """Listen for --seconds, accept and close whatever comes; reports how many."""
+    fam = family_of(args.bind)
+    ls = socket.socket(fam, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    ls.bind((args.bind, args.port))
+    ls.listen(16)
+    write_ready(args.ready_file)
+    end = time.monotonic() + args.seconds
+    accepted = 0
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        ls.settimeout(left)
+        try:
+            c, _ = ls.accept()
+            accepted += 1
+            c.close()
+        except socket.timeout:
+            break
+    ls.close()
+    return True, {"bind": args.bind, "port": args.port, "accepted": accepted}
+
+# ---------------------------------------------------------------------------------------------
 
 def add_client_opts(p):
     p.add_argument("--to", required=True, help="server address")
@@ -490,6 +756,57 @@ def build_parser():
     add_client_opts(p)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--idle", type=float, default=0.0)
+
+    # scenario endpoints of forged.sh and causes.sh
+    p = sub.add_parser("slow-serve", help="PING/PONG, then answer GET after --delay with --bytes")
+    p.add_argument("--bind", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--ready-file", default="")
+    p.add_argument("--accept-timeout", type=float, default=30.0)
+    p.add_argument("--delay", type=float, default=0.4, help="seconds between request and answer")
+    p.add_argument("--bytes", type=int, default=200000)
+    p.add_argument("--seed", type=int, default=SEED + 1)
+    p.add_argument("--expect", choices=["sent", "any"], default="any",
+                   help="sent: ok only when the whole answer went out and the client closed")
+
+    p = sub.add_parser("fetch", help="PING/PONG, GET, read the answer, check its sha256")
+    add_client_opts(p)
+    p.add_argument("--pings", type=int, default=5)
+    p.add_argument("--ping-gap", type=float, default=0.0)
+    p.add_argument("--path", default=TRIGGER_PATH)
+    p.add_argument("--bytes", type=int, default=200000)
+    p.add_argument("--seed", type=int, default=SEED + 1)
+    p.add_argument("--expect", choices=["complete", "reset"], default="complete")
+
+    p = sub.add_parser("send-expect-reset", help="send --bytes, expect ECONNRESET (unread data)")
+    add_client_opts(p)
+    p.add_argument("--bytes", type=int, default=5000)
+
+    p = sub.add_parser("send-after-fin", help="request, wait for FIN, send more: expect EPIPE")
+    add_client_opts(p)
+    p.add_argument("--sends", type=int, default=5)
+    p.add_argument("--gap", type=float, default=0.1)
+    p.add_argument("--expect", default="EPIPE")
+
+    p = sub.add_parser("connect-giveup", help="connect with a short timeout, then close")
+    add_client_opts(p)
+    p.add_argument("--give-up", type=float, default=0.5)
+
+    p = sub.add_parser("keepalive-client", help="request, then keepalive until ETIMEDOUT")
+    add_client_opts(p)
+    p.add_argument("--ready-file", required=True)
+    p.add_argument("--go-file", required=True)
+    p.add_argument("--go-timeout", type=float, default=10.0)
+    p.add_argument("--idle", type=int, default=1)
+    p.add_argument("--intvl", type=int, default=1)
+    p.add_argument("--cnt", type=int, default=2)
+
+    p = sub.add_parser("listen", help="listen for --seconds, accept and close")
+    p.add_argument("--bind", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--ready-file", default="")
     return ap
 
 
@@ -501,6 +818,13 @@ COMMANDS = {
     "expect-reset": cmd_expect_reset,
     "linger-abort-client": cmd_linger_abort_client,
     "echo-client": cmd_echo_client,
+    "slow-serve": cmd_slow_serve,
+    "fetch": cmd_fetch,
+    "send-expect-reset": cmd_send_expect_reset,
+    "send-after-fin": cmd_send_after_fin,
+    "connect-giveup": cmd_connect_giveup,
+    "keepalive-client": cmd_keepalive_client,
+    "listen": cmd_listen,
 }
 
 

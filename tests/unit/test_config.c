@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "policy.h"
 #include "tap.h"
 
 /* Path of the temporary file written by load_text, for comparing error file names. */
@@ -106,6 +107,13 @@ config_diff(const struct config *a, const struct config *b)
 	CMP(log_level);
 	CMP(idle_timeout);
 	CMP(keepalive);
+	CMP(probe_lead);
+	CMP(max_idle);
+	CMP(probe_rate);
+	CMP(probe_retries);
+	CMP(probe_side);
+	CMP(watch_min_gap);
+	CMP(n_overrides);
 	CMP(threshold);
 	CMP(ttl_tolerance);
 	CMP(min_rtt_ms);
@@ -128,6 +136,8 @@ config_diff(const struct config *a, const struct config *b)
 	if (memcmp(a->policy.exempt_ports, b->policy.exempt_ports,
 	    a->policy.n_exempt_ports * sizeof(a->policy.exempt_ports[0])) != 0)
 		return "policy.exempt_ports";
+	if (memcmp(a->overrides, b->overrides, a->n_overrides * sizeof(a->overrides[0])) != 0)
+		return "overrides";
 	if (!a->events_path || !b->events_path || strcmp(a->events_path, b->events_path) != 0)
 		return "events_path";
 	return NULL;
@@ -159,6 +169,13 @@ test_defaults(void)
 	TAP_EQ_U(c.log_level, LOG_LVL_INFO, "default log.level info");
 	TAP_EQ_U(c.idle_timeout, 0, "default eviction.idle_timeout");
 	TAP_EQ_U(c.keepalive, 0, "default eviction.keepalive");
+	TAP_EQ_U(c.probe_lead, 0, "default eviction.probe_lead (automatic)");
+	TAP_EQ_U(c.max_idle, 7200, "default eviction.max_idle");
+	TAP_EQ_U(c.probe_rate, 100, "default eviction.probe_rate");
+	TAP_EQ_U(c.probe_retries, 3, "default eviction.probe_retries");
+	TAP_OK(c.probe_side == PROBE_SERVER, "default eviction.probe_side server");
+	TAP_EQ_U(c.watch_min_gap, 0, "default eviction.watch_min_gap (automatic)");
+	TAP_EQ_U(c.n_overrides, 0, "default eviction.overrides is empty");
 	TAP_EQ_U(c.policy.drop_injected, 1, "default policy.actions.injected drop");
 	TAP_EQ_U(c.policy.drop_invalid_seq, 0, "default policy.actions.invalid_seq accept");
 	TAP_OK(c.policy.n_protect == 0 && c.policy.n_exempt == 0 && c.policy.n_exempt_ports == 0,
@@ -266,7 +283,7 @@ test_range_edges(void)
 	    "flows = { max = 1024; timeout = { syn = 1; established = 2592000; closing = 2592000;"
 	    " closed = 1; }; };\n"
 	    "events = { rate = 1000000; burst = 10000000; };\n"
-	    "eviction = { idle_timeout = 10; };\n", &c, "range edges");
+	    "eviction = { idle_timeout = 10; probe_lead = 9; };\n", &c, "range edges");
 	TAP_EQ_U(c.queue_num, 65472, "queue.num 65472 with count 64 ends at 65535");
 	TAP_EQ_U(c.rcvbuf, 0, "queue.rcvbuf 0 is the kernel default");
 	TAP_EQ_U(c.timeout.established, 2592000, "flows.timeout.established at its maximum");
@@ -449,9 +466,11 @@ test_cross_fields(void)
 	check_error("events = {\n  rate = 100;\n  burst = 50;\n};\n", 3,
 	    "events.burst (50) must be at least events.rate (100)", "burst below rate: at burst");
 	check_error("eviction = {\n  keepalive = true;\n};\n", 2,
-	    "eviction.keepalive needs eviction.idle_timeout", "keepalive without idle_timeout");
+	    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
+	    "keepalive without idle_timeout");
 	check_error("eviction = {\n  idle_timeout = 0;\n  keepalive = true;\n};\n", 3,
-	    "eviction.keepalive needs eviction.idle_timeout", "keepalive with idle_timeout 0");
+	    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
+	    "keepalive with idle_timeout 0");
 	check_error("eviction = {\n  idle_timeout = 7440;\n};\n", 2,
 	    "flows.timeout.established must be longer than eviction.idle_timeout",
 	    "idle_timeout equal to the default established timeout");
@@ -499,7 +518,7 @@ test_many_errors(void)
 		{ 10, "flows.timeout.syn: expected an integer" },
 		{ 12, "log: expected a group" },
 		{ 13, "events.burst (5) must be at least events.rate (10)" },
-		{ 14, "eviction.keepalive needs eviction.idle_timeout" },
+		{ 14, "eviction.keepalive needs eviction.idle_timeout or eviction.overrides" },
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct config c;
@@ -599,7 +618,9 @@ test_copy(void)
 	struct config a, b;
 
 	check_ok("mode = \"enforce\";\nevents = { path = \"/tmp/eve.json\"; rate = 7; burst = 9; };\n"
-	    "policy = { protect = [ \"198.18.0.0/15\", \"2001:db8::/32\" ]; exempt_ports = [ 22 ]; };\n",
+	    "policy = { protect = [ \"198.18.0.0/15\", \"2001:db8::/32\" ]; exempt_ports = [ 22 ]; };\n"
+	    "eviction = { overrides = ( { network = \"198.18.3.0/24\"; port = 443;"
+	    " idle_timeout = 350; }, { network = \"2001:db8::/32\"; idle_timeout = 240; } ); };\n",
 	    &a, "config to copy");
 	CFG_Copy(&b, &a);
 	TAP_OK(config_diff(&a, &b) == NULL, "copy equals the original");
@@ -613,6 +634,10 @@ test_copy(void)
 	TAP_OK(b.policy.n_protect == 2 && b.policy.protect[1].family == AF_INET6 &&
 	    b.policy.protect[1].prefix == 32 && b.policy.n_exempt_ports == 1 &&
 	    b.policy.exempt_ports[0] == 22, "copy keeps the policy lists");
+	TAP_OK(b.n_overrides == 2 && b.overrides[0].port == 443 &&
+	    b.overrides[0].idle_timeout == 350 && b.overrides[0].network.prefix == 24 &&
+	    b.overrides[1].network.family == AF_INET6 && b.overrides[1].idle_timeout == 240,
+	    "copy keeps eviction.overrides");
 	CFG_Free(&b);
 }
 
@@ -641,7 +666,8 @@ test_validate(void)
 		    "validate: queue range");
 		TAP_EQ_S(errs.items[1].message,
 		    "events.burst (5000) must be at least events.rate (9000)", "validate: burst");
-		TAP_EQ_S(errs.items[2].message, "eviction.keepalive needs eviction.idle_timeout",
+		TAP_EQ_S(errs.items[2].message,
+		    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
 		    "validate: keepalive");
 	} else {
 		TAP_OK(0, "validate: queue range");
@@ -868,6 +894,449 @@ test_modes(void)
 	TAP_EQ_S(CFG_ModeName(RG_MODE_ENFORCE), "enforce", "name of enforce");
 }
 
+static void
+test_eviction_keys(void)
+{
+	/* Every new key, two overrides on one line (each literal read inside its own braces), a
+	 * hexadecimal port, an int64 timeout, an IPv6 override without a port, both list syntaxes. */
+	static const char text[] =
+	    "eviction = {\n"
+	    "  idle_timeout = 600;\n"
+	    "  keepalive = true;\n"
+	    "  probe_lead = 45;\n"
+	    "  max_idle = 86400;\n"
+	    "  probe_rate = 5000;\n"
+	    "  probe_retries = 5;\n"
+	    "  probe_side = \"both\";\n"
+	    "  watch_min_gap = 120;\n"
+	    "  overrides = (\n"
+	    "    { network = \"198.18.3.0/24\"; port = 0x1bb; idle_timeout = 350; },"
+	    " { port = 80; idle_timeout = 60L; network = \"198.18.3.0/24\"; },\n"
+	    "    { network = \"2001:db8:10::/48\"; idle_timeout = 240; },\n"
+	    "    { network = \"198.18.0.0/15\"; port = 0; idle_timeout = 1200; }\n"
+	    "  );\n"
+	    "};\n";
+	static const uint8_t v6net[16] = { 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x10 };
+	struct config c;
+	char buf[64];
+
+	check_ok(text, &c, "every eviction key");
+	TAP_EQ_U(c.idle_timeout, 600, "eviction.idle_timeout");
+	TAP_EQ_U(c.keepalive, 1, "eviction.keepalive");
+	TAP_EQ_U(c.probe_lead, 45, "eviction.probe_lead");
+	TAP_EQ_U(c.max_idle, 86400, "eviction.max_idle");
+	TAP_EQ_U(c.probe_rate, 5000, "eviction.probe_rate");
+	TAP_EQ_U(c.probe_retries, 5, "eviction.probe_retries");
+	TAP_OK(c.probe_side == PROBE_BOTH, "eviction.probe_side both");
+	TAP_EQ_U(c.watch_min_gap, 120, "eviction.watch_min_gap");
+	TAP_EQ_U(c.n_overrides, 4, "eviction.overrides: 4 entries");
+	TAP_OK(c.overrides[0].network.family == AF_INET && c.overrides[0].network.prefix == 24 &&
+	    inet_ntop(AF_INET, c.overrides[0].network.addr, buf, sizeof(buf)) &&
+	    strcmp(buf, "198.18.3.0") == 0 && c.overrides[0].port == 443 &&
+	    c.overrides[0].idle_timeout == 350, "overrides[0] 198.18.3.0/24 port 0x1bb 350 s");
+	TAP_OK(c.overrides[1].port == 80 && c.overrides[1].idle_timeout == 60 &&
+	    c.overrides[1].network.prefix == 24,
+	    "overrides[1] on the same line, keys in another order, 60L");
+	TAP_OK(c.overrides[2].network.family == AF_INET6 && c.overrides[2].network.prefix == 48 &&
+	    memcmp(c.overrides[2].network.addr, v6net, 16) == 0 && c.overrides[2].port == 0 &&
+	    c.overrides[2].idle_timeout == 240, "overrides[2] IPv6, no port: any port");
+	TAP_OK(c.overrides[3].port == 0 && c.overrides[3].idle_timeout == 1200,
+	    "overrides[3] port 0: any port");
+	CFG_Free(&c);
+
+	check_ok("eviction = {\n  probe_side = \"client\";\n  overrides = [ ];\n"
+	    "  probe_lead = 1; max_idle = 60; probe_rate = 1; probe_retries = 1;"
+	    " watch_min_gap = 1;\n};\n", &c, "eviction: lower edges, overrides as an empty array");
+	TAP_OK(c.probe_side == PROBE_CLIENT && c.probe_lead == 1 && c.max_idle == 60 &&
+	    c.probe_rate == 1 && c.probe_retries == 1 && c.watch_min_gap == 1 && c.n_overrides == 0,
+	    "eviction lower edges stored");
+	CFG_Free(&c);
+	check_ok("eviction = { probe_side = \"server\"; probe_lead = 3600; max_idle = 2592000;"
+	    " probe_rate = 100000; probe_retries = 10; watch_min_gap = 86400;"
+	    " overrides = ( { network = \"0.0.0.0/0\"; port = 65535; idle_timeout = 86400; },"
+	    " { network = \"::/0\"; idle_timeout = 3601; } ); };\n"
+	    "flows = { timeout = { established = 86401; }; };\n", &c, "eviction: upper edges");
+	TAP_OK(c.probe_side == PROBE_SERVER && c.probe_lead == 3600 && c.max_idle == 2592000 &&
+	    c.probe_rate == 100000 && c.probe_retries == 10 && c.watch_min_gap == 86400 &&
+	    c.n_overrides == 2 && c.overrides[0].port == 65535 &&
+	    c.overrides[0].idle_timeout == 86400 && c.overrides[1].network.prefix == 0,
+	    "eviction upper edges stored");
+	CFG_Free(&c);
+
+	/* keepalive with only overrides is fine (no global idle_timeout). */
+	check_ok("eviction = {\n  keepalive = true;\n"
+	    "  overrides = ( { network = \"198.18.3.0/24\"; idle_timeout = 350; } );\n};\n", &c,
+	    "keepalive with only overrides");
+	TAP_OK(c.keepalive == 1 && c.idle_timeout == 0 && c.n_overrides == 1,
+	    "keepalive on, no global timeout, one override");
+	CFG_Free(&c);
+}
+
+static void
+test_eviction_errors(void)
+{
+	struct config c;
+
+	check_error("eviction = {\n  probe_side = \"middle\";\n};\n", 2,
+	    "eviction.probe_side: invalid value \"middle\" (expected server, client or both)",
+	    "bad probe_side");
+	check_error("eviction = { probe_side = \"Server\"; };\n", 1,
+	    "eviction.probe_side: invalid value \"Server\" (expected server, client or both)",
+	    "probe_side is case-sensitive");
+	check_error("eviction = {\n\n  probe_side = 1;\n};\n", 3,
+	    "eviction.probe_side: expected a string", "integer for probe_side");
+	check_ok("eviction = {\n  probe_lead = 0;\n};\n", &c, "probe_lead 0: automatic");
+	CFG_Free(&c);
+	check_error("eviction = { probe_lead = 3601; };\n", 1,
+	    "eviction.probe_lead: 3601 is out of range 1..3600 (or 0 for a fifth of each timeout)", "probe_lead high");
+	check_error("eviction = { probe_lead = \"30\"; };\n", 1,
+	    "eviction.probe_lead: expected an integer", "string for probe_lead");
+	check_error("eviction = {\n  max_idle = 59;\n};\n", 2,
+	    "eviction.max_idle: 59 is out of range 60..2592000", "max_idle low");
+	check_error("eviction = { max_idle = 2592001; };\n", 1,
+	    "eviction.max_idle: 2592001 is out of range 60..2592000", "max_idle high");
+	check_error("eviction = { max_idle = 4294967356; };\n", 1,
+	    "eviction.max_idle: 4294967356 is out of range 60..2592000",
+	    "max_idle 2^32 + 60 without L is not 60");
+	check_error("eviction = { probe_rate = 0; };\n", 1,
+	    "eviction.probe_rate: 0 is out of range 1..100000", "probe_rate low");
+	check_error("eviction = { probe_rate = 100001; };\n", 1,
+	    "eviction.probe_rate: 100001 is out of range 1..100000", "probe_rate high");
+	check_error("eviction = { probe_retries = 0; };\n", 1,
+	    "eviction.probe_retries: 0 is out of range 1..10", "probe_retries low");
+	check_error("eviction = {\n  probe_retries = 11;\n};\n", 2,
+	    "eviction.probe_retries: 11 is out of range 1..10", "probe_retries high");
+	check_error("eviction = { probe_retries = 2.5; };\n", 1,
+	    "eviction.probe_retries: expected an integer", "float for probe_retries");
+	check_error("eviction = { watch_min_gap = -1; };\n", 1,
+	    "eviction.watch_min_gap: -1 is out of range 1..86400 (or 0 for automatic)",
+	    "watch_min_gap negative");
+	check_error("eviction = { watch_min_gap = 86401; };\n", 1,
+	    "eviction.watch_min_gap: 86401 is out of range 1..86400 (or 0 for automatic)",
+	    "watch_min_gap high");
+	check_error("eviction = {\n  keepalive = false;\n  probe_interval = 30;\n};\n", 3,
+	    "unknown key 'eviction.probe_interval'", "unknown eviction key");
+}
+
+/* An overrides list of n entries, one per line from line 3 ("eviction = {", "overrides = ("). */
+static char *
+long_overrides(int n)
+{
+	size_t cap = 64 + (size_t)n * 80, len;
+	char *t = malloc(cap);
+
+	if (t == NULL)
+		exit(99);
+	len = (size_t)snprintf(t, cap, "eviction = {\n  overrides = (\n");
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(t + len, cap - len,
+		    "    { network = \"198.18.%d.0/24\"; idle_timeout = %d; }%s\n", i + 1, 100 + i,
+		    i + 1 < n ? "," : "");
+	snprintf(t + len, cap - len, "  );\n};\n");
+	return t;
+}
+
+static void
+test_override_errors(void)
+{
+	struct config c;
+	struct config_errors errs = { 0 };
+	char *t;
+	int rc;
+
+	check_error("eviction = {\n  overrides = \"198.18.3.0/24\";\n};\n", 2,
+	    "eviction.overrides: expected a list", "string for overrides");
+	check_error("eviction = {\n  overrides = { network = \"198.18.3.0/24\"; idle_timeout = 350; };\n"
+	    "};\n", 2, "eviction.overrides: expected a list", "a bare group for overrides");
+	check_error("eviction = {\n  overrides = (\n    \"198.18.3.0/24\"\n  );\n};\n", 3,
+	    "eviction.overrides[0]: expected a group { network = \"CIDR\"; port = N; "
+	    "idle_timeout = N; }", "string element in overrides");
+	check_error("eviction = { overrides = [ 350 ]; };\n", 1,
+	    "eviction.overrides[0]: expected a group { network = \"CIDR\"; port = N; "
+	    "idle_timeout = N; }", "integer array for overrides");
+	check_error("eviction = {\n  overrides = (\n"
+	    "    { network = \"198.18.3.0/24\"; idle_timeout = 350; },\n"
+	    "    { network = \"198.18.4.0/24\";\n"
+	    "      idle_timeout = 350;\n"
+	    "      prot = 443; }\n  );\n};\n", 6,
+	    "unknown key 'eviction.overrides[1].prot'", "override with an unknown key, at its line");
+	check_error("eviction = {\n  overrides = (\n"
+	    "    { network = \"lb.example\"; idle_timeout = 350; }\n  );\n};\n", 3,
+	    "eviction.overrides[0].network: invalid value \"lb.example\" (expected an IPv4 or IPv6 "
+	    "address, optionally with /prefix)", "override with a bad CIDR");
+	check_error("eviction = {\n  overrides = (\n    {\n      network = \"198.18.3.1/24\";\n"
+	    "      idle_timeout = 350;\n    }\n  );\n};\n", 4,
+	    "eviction.overrides[0].network: 198.18.3.1/24 has host bits set",
+	    "override network with host bits");
+	check_error("eviction = { overrides = ( { network = \"2001:db8::/129\"; idle_timeout = 350; } ); };\n",
+	    1, "eviction.overrides[0].network: 2001:db8::/129 has a prefix longer than 128",
+	    "override IPv6 prefix too long");
+	check_error("eviction = { overrides = ( { network = [ \"198.18.3.0/24\" ]; idle_timeout = 350; } ); };\n",
+	    1, "eviction.overrides[0].network: expected a string", "override network not a string");
+	check_error("eviction = {\n  overrides = (\n    { network = \"198.18.3.0/24\";\n      port = 65536;\n"
+	    "      idle_timeout = 350; }\n  );\n};\n", 4,
+	    "eviction.overrides[0].port: 65536 is out of range 0..65535", "override port too high");
+	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; port = -1; idle_timeout = 350; } ); };\n",
+	    1, "eviction.overrides[0].port: -1 is out of range 0..65535", "override port negative");
+	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; port = \"443\"; idle_timeout = 350; } ); };\n",
+	    1, "eviction.overrides[0].port: expected an integer", "override port as a string");
+	/* Two groups on one line: the second's port is 2^32 + 443 (libconfig makes it 443). */
+	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; port = 443; idle_timeout = 350; },"
+	    " { network = \"198.18.4.0/24\"; port = 4294967739; idle_timeout = 350; } ); };\n", 1,
+	    "eviction.overrides[1].port: 4294967739 is out of range 0..65535",
+	    "override port beyond 32 bits, read in its own group");
+	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; idle_timeout = 9; } ); };\n",
+	    1, "eviction.overrides[0].idle_timeout: 9 is out of range 10..86400",
+	    "override idle_timeout too low");
+	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; idle_timeout = 86401; } ); };\n"
+	    "flows = { timeout = { established = 100000; }; };\n", 1,
+	    "eviction.overrides[0].idle_timeout: 86401 is out of range 10..86400",
+	    "override idle_timeout too high");
+	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; idle_timeout = 0; } ); };\n",
+	    1, "eviction.overrides[0].idle_timeout: 0 is out of range 10..86400",
+	    "override idle_timeout 0 is not 'not configured'");
+	check_error("eviction = {\n  overrides = (\n    { network = \"198.18.3.0/24\"; idle_timeout = 350; },\n"
+	    "    { network = \"198.18.4.0/24\";\n      port = 443; }\n  );\n};\n", 4,
+	    "eviction.overrides[1]: idle_timeout is required",
+	    "override without idle_timeout, at its opening brace");
+	check_error("eviction = {\n  overrides = (\n\n    { port = 443; idle_timeout = 350; }\n  );\n};\n", 4,
+	    "eviction.overrides[0]: network is required", "override without network");
+	check_error("eviction = {\n  overrides = (\n"
+	    "    { network = \"198.18.3.0/24\"; port = 443; idle_timeout = 350; },\n"
+	    "    { network = \"198.18.4.0/24\"; idle_timeout = 350; },\n"
+	    "    { idle_timeout = 60; port = 443; network = \"198.18.3.0/24\"; }\n  );\n};\n", 5,
+	    "eviction.overrides[2]: the same network and port as eviction.overrides[0]",
+	    "two overrides for the same network and port");
+
+	/* 64 is the limit; the 65th is reported at its own line. */
+	t = long_overrides(64);
+	check_ok(t, &c, "64 overrides");
+	TAP_OK(c.n_overrides == 64 && c.overrides[63].idle_timeout == 163, "64 overrides stored");
+	CFG_Free(&c);
+	free(t);
+	t = long_overrides(65);
+	check_error(t, 67, "eviction.overrides: more than 64 entries", "65 overrides");
+	free(t);
+
+	/* Every problem is reported; a list with any keeps its default (empty). */
+	rc = load_text("eviction = {\n  overrides = (\n    { network = \"198.18.3.0/24\"; idle_timeout = 350; },\n"
+	    "    { network = \"198.18.4.1/24\"; idle_timeout = 350; },\n"
+	    "    { network = \"198.18.5.0/24\"; }\n  );\n  probe_rate = 7;\n};\n", &c, &errs);
+	TAP_OK(rc == -1 && errs.count == 2 && errs.items[0].line == 4 && errs.items[1].line == 5,
+	    "two bad overrides: errors at lines 4 and 5 (got %zu)", errs.count);
+	TAP_EQ_U(c.n_overrides, 0, "a rejected overrides list keeps its default");
+	TAP_EQ_U(c.probe_rate, 7, "the valid key beside it is applied");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+
+	/* Several errors in one override are all reported. */
+	rc = load_text("eviction = {\n  overrides = (\n    { network = 5;\n      port = 70000;\n"
+	    "      timeout = 350; }\n  );\n};\n", &c, &errs);
+	TAP_OK(rc == -1 && errs.count == 4, "one override, four problems (got %zu)", errs.count);
+	TAP_OK(errs.count == 4 && errs.items[0].line == 3 && errs.items[1].line == 4 &&
+	    errs.items[2].line == 5 && errs.items[3].line == 3 &&
+	    strcmp(errs.items[2].message, "unknown key 'eviction.overrides[0].timeout'") == 0 &&
+	    strcmp(errs.items[3].message, "eviction.overrides[0]: idle_timeout is required") == 0,
+	    "network, port, unknown key, missing idle_timeout: each at its line");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+}
+
+static void
+test_eviction_cross(void)
+{
+	struct config c;
+
+	/* probe_lead against eviction.idle_timeout: at probe_lead when the file has it. */
+	check_error("eviction = {\n  idle_timeout = 20;\n  probe_lead = 30;\n};\n", 3,
+	    "eviction.probe_lead (30) must be shorter than eviction.idle_timeout (20)",
+	    "probe_lead longer than idle_timeout");
+	check_error("eviction = {\n  probe_lead = 60;\n  idle_timeout = 60;\n};\n", 2,
+	    "eviction.probe_lead (60) must be shorter than eviction.idle_timeout (60)",
+	    "probe_lead equal to idle_timeout");
+	check_ok("eviction = {\n\n  idle_timeout = 25;\n};\n", &c,
+	    "automatic probe_lead with a short idle_timeout");
+	CFG_Free(&c);
+	check_ok("eviction = { idle_timeout = 31; };\n", &c, "default probe_lead below idle_timeout");
+	CFG_Free(&c);
+	check_ok("eviction = { probe_lead = 3600; };\n", &c,
+	    "probe_lead without any timeout configured");
+	CFG_Free(&c);
+
+	/* probe_lead against each override. */
+	check_error("eviction = {\n  probe_lead = 120;\n  overrides = (\n"
+	    "    { network = \"198.18.3.0/24\"; idle_timeout = 350; },\n"
+	    "    { network = \"198.18.4.0/24\"; port = 443; idle_timeout = 60; }\n  );\n};\n", 2,
+	    "eviction.probe_lead (120) must be shorter than eviction.overrides[1].idle_timeout (60)",
+	    "probe_lead longer than an override's timeout: at probe_lead");
+	check_error("eviction = {\n  probe_lead = 30;\n  overrides = (\n    { network = \"198.18.3.0/24\";\n"
+	    "      idle_timeout = 30; }\n  );\n};\n", 2,
+	    "eviction.probe_lead (30) must be shorter than eviction.overrides[0].idle_timeout (30)",
+	    "probe_lead equal to an override's timeout: at probe_lead");
+
+	/* Each override must be shorter than flows.timeout.established. */
+	check_error("eviction = {\n  overrides = (\n    { network = \"198.18.3.0/24\";\n"
+	    "      idle_timeout = 7440; }\n  );\n};\n", 4,
+	    "flows.timeout.established (7440) must be longer than eviction.overrides[0].idle_timeout "
+	    "(7440)", "override equal to the default established timeout: at the override");
+	check_error("flows = {\n  timeout = {\n    established = 600;\n  };\n};\n"
+	    "eviction = { overrides = ( { network = \"2001:db8::/32\"; idle_timeout = 900; } ); };\n",
+	    3, "flows.timeout.established (600) must be longer than "
+	    "eviction.overrides[0].idle_timeout (900)", "override above established: at established");
+	check_error("flows = {\n  timeout = {\n    established = \"600\";\n  };\n};\n"
+	    "eviction = { overrides = ( { network = \"2001:db8::/32\"; idle_timeout = 900; } ); };\n",
+	    3, "flows.timeout.established: expected an integer",
+	    "no override cross check on a rejected established");
+
+	/* keepalive needs a timeout: a global one or an override. */
+	check_error("eviction = {\n  keepalive = true;\n  overrides = ( );\n};\n", 2,
+	    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
+	    "keepalive with neither idle_timeout nor overrides");
+	check_error("eviction = {\n  keepalive = true;\n  overrides = (\n"
+	    "    { network = \"198.18.3.0/24\"; }\n  );\n};\n", 4,
+	    "eviction.overrides[0]: idle_timeout is required",
+	    "no keepalive error when the overrides were rejected");
+	check_error("eviction = {\n  probe_lead = \"x\";\n  idle_timeout = 20;\n};\n", 2,
+	    "eviction.probe_lead: expected an integer",
+	    "no probe_lead cross check when probe_lead was rejected");
+}
+
+static void
+test_eviction_validate(void)
+{
+	struct config c;
+	struct config_errors errs = { 0 };
+	int rc;
+
+	/* As if the file had overrides and the command line said --keepalive. */
+	CFG_SetDefaults(&c);
+	c.keepalive = 1;
+	TAP_OK(CFG_Validate(&c, &errs) == -1 && errs.count == 1 && strcmp(errs.items[0].message,
+	    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides") == 0,
+	    "validate: --keepalive alone");
+	CFG_FreeErrors(&errs);
+	POLICY_CidrParse("198.18.3.0/24", &c.overrides[0].network);
+	c.overrides[0].idle_timeout = 350;
+	c.n_overrides = 1;
+	TAP_OK(CFG_Validate(&c, &errs) == 0 && errs.count == 0, "validate: --keepalive with overrides");
+	CFG_FreeErrors(&errs);
+
+	/* --idle-timeout 20 with a probe_lead of 30; an override above established. */
+	c.idle_timeout = 20;
+	c.probe_lead = 30;
+	c.overrides[0].idle_timeout = 8000;
+	rc = CFG_Validate(&c, &errs);
+	TAP_OK(rc == -1 && errs.count == 2, "validate: two eviction errors (got %zu)", errs.count);
+	TAP_OK(errs.count == 2 && errs.items[0].line == 0 && errs.items[1].line == 0 &&
+	    strcmp(errs.items[0].file, "command line") == 0 &&
+	    strcmp(errs.items[0].message,
+	    "eviction.probe_lead (30) must be shorter than eviction.idle_timeout (20)") == 0 &&
+	    strcmp(errs.items[1].message, "flows.timeout.established (7440) must be longer than "
+	    "eviction.overrides[0].idle_timeout (8000)") == 0,
+	    "validate: probe_lead and override messages");
+	CFG_FreeErrors(&errs);
+	c.idle_timeout = 300;
+	c.overrides[0].idle_timeout = 25;
+	rc = CFG_Validate(&c, &errs);
+	TAP_OK(rc == -1 && errs.count == 1 && strcmp(errs.items[0].message,
+	    "eviction.probe_lead (30) must be shorter than eviction.overrides[0].idle_timeout (25)") == 0,
+	    "validate: probe_lead against an override");
+	CFG_FreeErrors(&errs);
+	c.probe_lead = 20;
+	TAP_OK(CFG_Validate(&c, &errs) == 0 && errs.count == 0, "validate: fixed eviction settings");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+}
+
+static void
+addr_of(const char *s, int *family, uint8_t addr[16])
+{
+	memset(addr, 0, 16);
+	*family = strchr(s, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(*family, s, addr) != 1) {
+		fprintf(stderr, "bad address %s\n", s);
+		exit(99);
+	}
+}
+
+static uint32_t
+timeout_for(const struct config *c, const char *addr, uint16_t port)
+{
+	uint8_t a[16];
+	int family;
+
+	addr_of(addr, &family, a);
+	return CFG_IdleTimeoutFor(c, family, a, port);
+}
+
+static void
+test_idle_timeout_for(void)
+{
+	/* Listed broadest first and port-specific last, so that order cannot be what decides. */
+	static const char text[] =
+	    "eviction = {\n"
+	    "  idle_timeout = 600;\n"
+	    "  overrides = (\n"
+	    "    { network = \"198.18.0.0/15\"; idle_timeout = 1200; },\n"
+	    "    { network = \"198.18.3.0/24\"; idle_timeout = 350; },\n"
+	    "    { network = \"198.18.3.0/24\"; port = 443; idle_timeout = 60; },\n"
+	    "    { network = \"198.18.0.0/15\"; port = 22; idle_timeout = 3600; },\n"
+	    "    { network = \"198.18.3.7\"; idle_timeout = 240; },\n"
+	    "    { network = \"2001:db8::/32\"; idle_timeout = 300; },\n"
+	    "    { network = \"2001:db8:1::/48\"; port = 443; idle_timeout = 100; },\n"
+	    "    { network = \"::/0\"; port = 8443; idle_timeout = 200; }\n"
+	    "  );\n"
+	    "};\n";
+	static const uint8_t zero[16];
+	struct config c;
+
+	check_ok(text, &c, "overrides for lookups");
+	TAP_EQ_U(timeout_for(&c, "198.19.200.1", 80), 1200, "/15 matches");
+	TAP_EQ_U(timeout_for(&c, "198.18.3.9", 80), 350, "/24 beats /15");
+	TAP_EQ_U(timeout_for(&c, "198.18.3.9", 443), 60, "/24 with port beats /24 without");
+	TAP_EQ_U(timeout_for(&c, "198.18.3.9", 22), 350,
+	    "/24 without port beats /15 with port (longest prefix first)");
+	TAP_EQ_U(timeout_for(&c, "198.18.9.9", 22), 3600, "/15 with port beats /15 without");
+	TAP_EQ_U(timeout_for(&c, "198.18.3.7", 443), 240, "/32 beats /24 with port");
+	TAP_EQ_U(timeout_for(&c, "192.0.2.1", 443), 600, "no match: eviction.idle_timeout");
+	TAP_EQ_U(timeout_for(&c, "192.0.2.1", 8443), 600, "::/0 never matches IPv4");
+	TAP_EQ_U(timeout_for(&c, "2001:db8:1::5", 443), 100, "IPv6 /48 with port");
+	TAP_EQ_U(timeout_for(&c, "2001:db8:1::5", 80), 300, "IPv6 /32");
+	TAP_EQ_U(timeout_for(&c, "2001:db9::1", 8443), 200, "IPv6 ::/0 with port");
+	TAP_EQ_U(timeout_for(&c, "2001:db9::1", 80), 600, "IPv6 no match: global");
+	/* An IPv6 address whose first 4 bytes are 198.18.3.7 must not match the IPv4 entries. */
+	TAP_EQ_U(timeout_for(&c, "c612:307::", 80), 600, "IPv6 never matches IPv4 overrides");
+	TAP_EQ_U(CFG_IdleTimeoutFor(&c, AF_INET6, zero, 80), 600, ":: port 80: global");
+	c.idle_timeout = 0;
+	TAP_EQ_U(timeout_for(&c, "192.0.2.1", 443), 0, "no match and no global: 0");
+	TAP_EQ_U(timeout_for(&c, "198.18.3.9", 443), 60, "an override without a global timeout");
+	c.n_overrides = 0;
+	TAP_EQ_U(timeout_for(&c, "198.18.3.9", 443), 0, "no overrides, no global: 0");
+	CFG_Free(&c);
+}
+
+static void
+test_watch_min_gap(void)
+{
+	struct config c;
+
+	CFG_SetDefaults(&c);
+	TAP_EQ_U(CFG_WatchMinGap(&c), 30, "automatic gap without timeouts: 30");
+	c.idle_timeout = 350;
+	TAP_EQ_U(CFG_WatchMinGap(&c), 87, "automatic gap: a quarter of idle_timeout");
+	c.overrides[0].idle_timeout = 60;
+	c.overrides[1].idle_timeout = 1200;
+	c.n_overrides = 2;
+	TAP_EQ_U(CFG_WatchMinGap(&c), 15, "automatic gap: a quarter of the smallest override");
+	c.idle_timeout = 0;
+	c.overrides[0].idle_timeout = 3;   /* below the file's minimum, still at least 1 */
+	TAP_EQ_U(CFG_WatchMinGap(&c), 1, "automatic gap is at least 1");
+	c.watch_min_gap = 45;
+	TAP_EQ_U(CFG_WatchMinGap(&c), 45, "configured gap");
+	CFG_Free(&c);
+}
+
+
 int
 main(void)
 {
@@ -891,5 +1360,12 @@ main(void)
 	test_policy_keys();
 	test_policy_errors();
 	test_modes();
+	test_eviction_keys();
+	test_eviction_errors();
+	test_override_errors();
+	test_eviction_cross();
+	test_eviction_validate();
+	test_idle_timeout_for();
+	test_watch_min_gap();
 	return tap_done();
 }

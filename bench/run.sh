@@ -1,0 +1,664 @@
+#!/usr/bin/env bash
+# bench/run.sh: rstguard's network benchmark suite (see bench/README.md). Run as root:
+#
+#   bench/run.sh [-r REPS] [-t SECONDS] [--rows "..."] [--workloads "..."] [--preload N]
+#                [--no-multiqueue] [--no-engine] [-o FILE.md] [--keep]
+#
+# Builds three namespaces (client - gw - server, veth, addresses from 198.18.0.0/15 only), puts an
+# NFQUEUE rule in gw's raw PREROUTING and, in the same run, measures each configuration:
+#   noq           no queue rule: kernel forwarding only
+#   accept-pp     bench/nfq_accept --per-packet (one verdict per packet)
+#   accept-batch  bench/nfq_accept --batched (the practical limit; the targets are ratios to it)
+#   detect        rstguard -m detect -e /dev/null
+#   enforce       rstguard -m enforce -e /dev/null
+#   idle          rstguard -m enforce --keepalive --idle-timeout 300 with PRELOAD (100k) idle
+#                 connections open through it (without --keepalive if the daemon refuses it)
+# under each workload:
+#   bulk1 / bulk4 iperf3 -t SECONDS, one stream / -P 4, veth offloads on (their defaults)
+#   mtu           iperf3 one stream, TSO/GSO/GRO off on every veth: MTU-sized packets
+#   small         iperf3 -M 536 -l 536, offloads off: small segments
+#   churn         bench/churn client: CONC parallel connect/request/response/close loops, conn/s
+#   latency       bench/churn latency: one connection, request/response round trips, p50/p99 us
+# then the multi-queue comparison (rstguard enforce, 1 queue vs queue.count = 2 with
+# --queue-balance 0:1, 4 client addresses = 4 host pairs) and bench/engine_bench.
+# Every configuration runs once per repetition (interleaved, so drift hits them all alike); the
+# tables show medians of REPS runs. Everything lives in namespaces deleted on exit (trap); the root
+# namespace's links, routes and firewall are never touched. Every step is bounded in time.
+#
+# Environment: RSTGUARD (default ./src/rstguard of the build), RG_BUILDDIR, NFQ_ACCEPT, CHURN,
+# ENGINE_BENCH (built programs; nfq_accept and churn are compiled into the temp dir when missing),
+# CONC (32), LAT_SECONDS (3), PRELOAD_PROCS (8).
+set -u
+export LC_ALL=C
+
+SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILDDIR=${RG_BUILDDIR:-$SRCDIR}
+RSTGUARD=${RSTGUARD:-$BUILDDIR/src/rstguard}
+NFQ_ACCEPT=${NFQ_ACCEPT:-$BUILDDIR/bench/nfq_accept}
+CHURN=${CHURN:-$BUILDDIR/bench/churn}
+ENGINE_BENCH=${ENGINE_BENCH:-$BUILDDIR/bench/engine_bench}
+PY=/usr/bin/python3
+
+REPS=3
+DUR=5
+LAT_DUR=${LAT_SECONDS:-3}
+CONC=${CONC:-32}
+PRELOAD=100000
+PRELOAD_PROCS=${PRELOAD_PROCS:-8}
+ROWS="noq accept-pp accept-batch detect enforce idle"
+WORKLOADS="bulk1 bulk4 mtu small churn latency"
+MULTIQUEUE=1
+ENGINE=1
+KEEP=0
+OUT=""
+
+usage() {
+	sed -n '2,/^set -u/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	-r | --reps) REPS=$2; shift ;;
+	-t | --duration) DUR=$2; shift ;;
+	--rows) ROWS=$2; shift ;;
+	--workloads) WORKLOADS=$2; shift ;;
+	--preload) PRELOAD=$2; shift ;;
+	--no-multiqueue) MULTIQUEUE=0 ;;
+	--no-engine) ENGINE=0 ;;
+	-o | --output) OUT=$2; shift ;;
+	--keep) KEEP=1 ;;
+	-h | --help) usage; exit 0 ;;
+	*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+	esac
+	shift
+done
+case $REPS$DUR$PRELOAD in *[!0-9]*) echo "run.sh: -r, -t and --preload take integers" >&2; exit 2 ;; esac
+[ "$REPS" -ge 1 ] && [ "$DUR" -ge 1 ] || { echo "run.sh: -r and -t must be at least 1" >&2; exit 2; }
+DATE=$(date +%F)
+[ -n "$OUT" ] || OUT=$SRCDIR/bench/results-$DATE.md
+
+# ----------------------------------------------------------------------------------------------
+# checks
+
+[ "$(id -u)" -eq 0 ] || { echo "run.sh: needs root (namespaces, iptables, NFQUEUE)" >&2; exit 1; }
+for c in ip iptables ethtool iperf3 timeout ss awk; do
+	command -v "$c" >/dev/null 2>&1 || { echo "run.sh: $c is not installed" >&2; exit 1; }
+done
+[ -x "$PY" ] || { echo "run.sh: $PY is not installed" >&2; exit 1; }
+[ -x "$RSTGUARD" ] || { echo "run.sh: rstguard not built ($RSTGUARD); set RSTGUARD" >&2; exit 1; }
+
+# ----------------------------------------------------------------------------------------------
+# names, addresses, state
+
+P="rgb$$-"
+NC=${P}c
+NG=${P}gw
+NS=${P}s
+CLIENT_ADDRS=(198.18.1.2 198.18.1.3 198.18.1.4 198.18.1.5)
+CLIENT=${CLIENT_ADDRS[0]}
+GW_C=198.18.1.1
+GW_S=198.18.3.1
+SERVER=198.18.3.2
+VETHS=("$NC eth0" "$NG c0" "$NG s0" "$NS eth0")
+declare -A OFFLOAD_DEFAULT=()
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rgbench.XXXXXX") || exit 1
+RUNS=$TMP/runs.tsv
+BG_PIDS=()          # servers and helpers started here
+CONS_PID=""         # the queue consumer of the current configuration
+CONS_KIND=""
+CONS_LOG=""
+CONS_QUEUES=1
+PRELOAD_PID=""
+PRELOAD_SRV_PID=""
+PRELOAD_OPEN=""
+IDLE_FLOWS=""
+KEEPALIVE_NOTE=""
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+
+alive() {
+	local st
+	[ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $1}')
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# stop_pid PID [TENTHS]: SIGTERM, bounded wait, SIGKILL; reaps it.
+stop_pid() {
+	local pid=$1 t=${2:-50} i
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < t; i++)); do
+		alive "$pid" || break
+		sleep 0.1
+	done
+	alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+ns_kill_and_delete() {
+	local ns=$1 pids i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		pids=$(timeout 5 ip netns pids "$ns" 2>/dev/null)
+		[ -z "$pids" ] && break
+		# shellcheck disable=SC2086 # a list of PIDs, all started by this script
+		if [ "$i" -le 5 ]; then kill -TERM $pids 2>/dev/null; else kill -KILL $pids 2>/dev/null; fi
+		sleep 0.2
+	done
+	timeout 10 ip netns del "$ns" 2>/dev/null
+}
+
+cleanup() {
+	local pid ns
+	trap - EXIT INT TERM HUP
+	set +e
+	for pid in "$CONS_PID" "$PRELOAD_PID" "$PRELOAD_SRV_PID" "${BG_PIDS[@]}"; do
+		[ -n "$pid" ] && alive "$pid" && kill -TERM "$pid" 2>/dev/null
+	done
+	for ns in "$NC" "$NG" "$NS"; do
+		ns_kill_and_delete "$ns"
+	done
+	wait 2>/dev/null
+	if [ "$KEEP" = 1 ]; then
+		echo "run.sh: kept $TMP" >&2
+	else
+		rm -rf -- "$TMP"
+	fi
+}
+trap cleanup EXIT
+trap 'echo "run.sh: interrupted" >&2; exit 1' INT TERM HUP
+
+# Namespaces of earlier runs that were killed before their trap ran.
+reap_stale() {
+	local ns pid
+	for ns in $(timeout 5 ip netns list 2>/dev/null | awk '{print $1}'); do
+		case $ns in rgb[0-9]*-*) ;; *) continue ;; esac
+		pid=${ns#rgb}
+		pid=${pid%%-*}
+		[ "$pid" != "$$" ] && ! kill -0 "$pid" 2>/dev/null && ns_kill_and_delete "$ns"
+	done
+}
+
+# ----------------------------------------------------------------------------------------------
+# programs
+
+CFLAGS_BENCH="-std=gnu11 -O2 -Wall -Wextra -pthread"
+prepare_programs() {
+	# A private copy of the daemon: a rebuild during the run must not change what is measured.
+	cp "$RSTGUARD" "$TMP/rstguard" || exit 1
+	RG_BIN=$TMP/rstguard
+	if [ ! -x "$NFQ_ACCEPT" ]; then
+		log "compiling bench/nfq_accept.c (not built in $BUILDDIR)"
+		${CC:-cc} $CFLAGS_BENCH -o "$TMP/nfq_accept" "$SRCDIR/bench/nfq_accept.c" -lmnl -lnetfilter_queue || exit 1
+		NFQ_ACCEPT=$TMP/nfq_accept
+	fi
+	if [ ! -x "$CHURN" ]; then
+		log "compiling bench/churn.c (not built in $BUILDDIR)"
+		${CC:-cc} $CFLAGS_BENCH -o "$TMP/churn" "$SRCDIR/bench/churn.c" || exit 1
+		CHURN=$TMP/churn
+	fi
+}
+
+# ----------------------------------------------------------------------------------------------
+# the network
+
+sysctl_ns() {
+	local ns=$1
+	shift
+	timeout 5 ip netns exec "$ns" sysctl -qw "$@" >/dev/null
+}
+
+wait_link() {
+	local i
+	for i in $(seq 1 50); do
+		timeout 5 ip -n "$1" -o link show dev "$2" 2>/dev/null | grep -q LOWER_UP && return 0
+		sleep 0.1
+	done
+	echo "run.sh: link $2 in $1 did not come up" >&2
+	return 1
+}
+
+net_up() {
+	local ns a v
+	for ns in "$NC" "$NG" "$NS"; do
+		timeout 5 ip netns add "$ns" || return 1
+		timeout 5 ip -n "$ns" link set lo up || return 1
+		sysctl_ns "$ns" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	done
+	sysctl_ns "$NG" net.ipv4.ip_forward=1 || return 1
+	# Many short connections and 100k idle ones: the whole port range, a long accept queue.
+	sysctl_ns "$NC" net.ipv4.ip_local_port_range="1024 65535" || return 1
+	sysctl_ns "$NS" net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535 || return 1
+	# veths are born inside the namespaces, never in the root namespace.
+	timeout 5 ip -n "$NC" link add eth0 type veth peer name c0 netns "$NG" || return 1
+	timeout 5 ip -n "$NG" link add s0 type veth peer name eth0 netns "$NS" || return 1
+	for a in "${CLIENT_ADDRS[@]}"; do
+		timeout 5 ip -n "$NC" addr add "$a/24" dev eth0 || return 1
+	done
+	timeout 5 ip -n "$NG" addr add "$GW_C/24" dev c0 || return 1
+	timeout 5 ip -n "$NG" addr add "$GW_S/24" dev s0 || return 1
+	timeout 5 ip -n "$NS" addr add "$SERVER/24" dev eth0 || return 1
+	for v in "${VETHS[@]}"; do
+		# shellcheck disable=SC2086 # "ns dev"
+		timeout 5 ip -n ${v% *} link set ${v#* } up || return 1
+	done
+	timeout 5 ip -n "$NC" route add default via "$GW_C" || return 1
+	timeout 5 ip -n "$NS" route add default via "$GW_S" || return 1
+	for v in "${VETHS[@]}"; do
+		# shellcheck disable=SC2086
+		wait_link ${v% *} ${v#* } || return 1
+		# The default offload settings, restored for the "offloads on" workloads.
+		OFFLOAD_DEFAULT[$v]=$(timeout 5 ip netns exec "${v% *}" ethtool -k "${v#* }" 2>/dev/null | awk '
+			/^tcp-segmentation-offload:/ {t=$2} /^generic-segmentation-offload:/ {g=$2}
+			/^generic-receive-offload:/ {r=$2} END {print "tso", t, "gso", g, "gro", r}')
+	done
+	return 0
+}
+
+# offloads on|off: TSO/GSO/GRO on every veth of the path (on = the veth defaults).
+offloads() {
+	local v
+	for v in "${VETHS[@]}"; do
+		if [ "$1" = off ]; then
+			timeout 5 ip netns exec "${v% *}" ethtool -K "${v#* }" tso off gso off gro off 2>/dev/null
+		else
+			# shellcheck disable=SC2086
+			timeout 5 ip netns exec "${v% *}" ethtool -K "${v#* }" ${OFFLOAD_DEFAULT[$v]} 2>/dev/null
+		fi
+	done
+	return 0
+}
+
+wait_listen() {
+	local port=$1 i
+	for i in $(seq 1 50); do
+		timeout 5 ip netns exec "$NS" ss -Hltn "sport = :$port" 2>/dev/null | grep -q LISTEN && return 0
+		sleep 0.1
+	done
+	echo "run.sh: nothing listens on port $port in the server namespace" >&2
+	return 1
+}
+
+servers_up() {
+	local p
+	for p in 5201 5202 5203 5204; do
+		ip netns exec "$NS" iperf3 -s -p "$p" >"$TMP/iperf3-server-$p.log" 2>&1 </dev/null &
+		BG_PIDS+=($!)
+	done
+	ip netns exec "$NS" "$CHURN" server -p 9000 >"$TMP/churn-server.log" 2>&1 </dev/null &
+	BG_PIDS+=($!)
+	for p in 5201 5202 5203 5204 9000; do
+		wait_listen "$p" || return 1
+	done
+	# The path works: a few round trips through gw.
+	timeout 10 ip netns exec "$NC" "$CHURN" latency -s "$SERVER" -p 9000 -n 10 >/dev/null ||
+		{ echo "run.sh: client -> gw -> server does not work" >&2; return 1; }
+}
+
+# ----------------------------------------------------------------------------------------------
+# the queue rule, the consumers and their counters
+
+gw() { timeout 10 ip netns exec "$NG" "$@"; }
+
+rule_add() {
+	if [ "$CONS_QUEUES" -gt 1 ]; then
+		gw iptables -w 5 -t raw -A PREROUTING -p tcp -j NFQUEUE --queue-balance "0:$((CONS_QUEUES - 1))"
+	else
+		gw iptables -w 5 -t raw -A PREROUTING -p tcp -j NFQUEUE --queue-num 0
+	fi
+}
+
+rule_clear() { gw iptables -w 5 -t raw -F PREROUTING; }
+
+# Packets that reached the queue rule (fail-open bypasses included).
+rule_pkts() { gw iptables -w 5 -t raw -L PREROUTING -v -x -n | awk '/NFQUEUE/ {s += $1} END {print s + 0}'; }
+
+# "QUEUE_DROPPED USER_DROPPED ID_SEQUENCE" summed over our queues, then the id sequence per queue.
+queue_counters() {
+	gw cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null | awk -v n="$CONS_QUEUES" '
+		$1 < n {qd += $6; ud += $7; id += $8; per = per " " $8}
+		END {print qd + 0, ud + 0, id + 0 per}'
+}
+
+queues_bound() {
+	local n
+	n=$(gw cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null | awk -v n="$CONS_QUEUES" '$1 < n' | wc -l)
+	[ "$n" -eq "$CONS_QUEUES" ]
+}
+
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+CLK_TCK=$(getconf CLK_TCK)
+
+# Packets the consumer has handled so far: SIGUSR1 makes both nfq_accept and rstguard log their
+# counters on stderr; wait (bounded) for the new line.
+consumer_seen() {
+	local pat before i
+	case $CONS_KIND in
+	accept*) pat='^nfq_accept: packets [0-9]+ ' ;;
+	*) pat='rstguard: info: packets [0-9]+: tcp' ;;
+	esac
+	before=$(grep -c -E "$pat" "$CONS_LOG")
+	kill -USR1 "$CONS_PID" 2>/dev/null || { echo ""; return; }
+	for i in $(seq 1 40); do
+		[ "$(grep -c -E "$pat" "$CONS_LOG")" -gt "$before" ] && break
+		sleep 0.05
+	done
+	grep -E "$pat" "$CONS_LOG" | tail -n 1 | sed -E 's/.*packets ([0-9]+).*/\1/'
+}
+
+# consumer_start KIND [rstguard args...]: start it in gw, wait until it is bound, add the rule.
+consumer_start() {
+	local kind=$1 i
+	shift
+	CONS_KIND=$kind
+	CONS_LOG=$TMP/consumer-$kind.log
+	echo "==== $(date +%T) start $kind $*" >>"$CONS_LOG"
+	case $kind in
+	noq) CONS_PID=""; return 0 ;;
+	accept-pp) ip netns exec "$NG" "$NFQ_ACCEPT" --per-packet -q 0 2>>"$CONS_LOG" >/dev/null </dev/null & ;;
+	accept-batch) ip netns exec "$NG" "$NFQ_ACCEPT" --batched -q 0 2>>"$CONS_LOG" >/dev/null </dev/null & ;;
+	*) ip netns exec "$NG" "$RG_BIN" "$@" 2>>"$CONS_LOG" >/dev/null </dev/null & ;;
+	esac
+	CONS_PID=$!
+	for i in $(seq 1 50); do
+		queues_bound && break
+		alive "$CONS_PID" || break
+		sleep 0.1
+	done
+	if ! alive "$CONS_PID" || ! queues_bound; then
+		log "$kind did not bind its queue(s): $(tail -n 3 "$CONS_LOG" | tr '\n' ' ')"
+		stop_pid "$CONS_PID" 10
+		CONS_PID=""
+		return 1
+	fi
+	rule_add || { log "could not add the NFQUEUE rule"; return 1; }
+	return 0
+}
+
+consumer_stop() {
+	rule_clear
+	if [ -n "$CONS_PID" ]; then
+		stop_pid "$CONS_PID" 100
+		echo "==== $(date +%T) stopped" >>"$CONS_LOG"
+	fi
+	CONS_PID=""
+}
+
+# The 100k idle connections of the "idle" configuration: a server with several processes (one
+# process may hold only RLIMIT_NOFILE descriptors) and as many preload client processes.
+preload_up() {
+	local i n src=()
+	for i in "${CLIENT_ADDRS[@]}"; do src+=(-B "$i"); done
+	ip netns exec "$NS" "$CHURN" server -p 9001-9004 -P "$PRELOAD_PROCS" >"$TMP/preload-server.log" 2>&1 </dev/null &
+	PRELOAD_SRV_PID=$!
+	for i in 9001 9002 9003 9004; do wait_listen "$i" || return 1; done
+	: >"$TMP/preload.out"
+	ip netns exec "$NC" "$CHURN" preload -s "$SERVER" -p 9001-9004 -n "$PRELOAD" -c 1000 \
+		-P "$PRELOAD_PROCS" "${src[@]}" >"$TMP/preload.out" 2>&1 </dev/null &
+	PRELOAD_PID=$!
+	for i in $(seq 1 1800); do   # up to 180 s
+		n=$(grep -c '^preload open=' "$TMP/preload.out")
+		[ "$n" -ge "$PRELOAD_PROCS" ] && break
+		alive "$PRELOAD_PID" || break
+		sleep 0.1
+	done
+	PRELOAD_OPEN=$(awk -F'[= ]' '/^preload open=/ {s += $3} END {print s + 0}' "$TMP/preload.out")
+	# How many flows the daemon tracks now (SIGUSR1 logs "flows: ... active N of M").
+	consumer_seen >/dev/null
+	IDLE_FLOWS=$(grep -E 'rstguard: info: flows:' "$CONS_LOG" | tail -n 1 | sed -E 's/.*active ([0-9]+) of.*/\1/')
+	log "preload: $PRELOAD_OPEN connections open, daemon tracks ${IDLE_FLOWS:-?} flows"
+}
+
+preload_down() {
+	stop_pid "$PRELOAD_PID" 100
+	stop_pid "$PRELOAD_SRV_PID" 100
+	PRELOAD_PID=""
+	PRELOAD_SRV_PID=""
+}
+
+# ----------------------------------------------------------------------------------------------
+# workloads: each sets VAL (the result) and VAL2 (p99 for latency), NOTE on trouble
+
+iperf_gbps() {
+	"$PY" -c '
+import json, sys
+tot = 0.0
+for f in sys.argv[1:]:
+    try:
+        d = json.load(open(f))
+        tot += d["end"]["sum_received"]["bits_per_second"]
+    except Exception:
+        print("nan"); sys.exit(0)
+print("%.3f" % (tot / 1e9))' "$@"
+}
+
+# iperf N EXTRA...: N simultaneous iperf3 clients, client address i to server port 5201+i.
+run_iperf() {
+	local n=$1 i pids=() files=()
+	shift
+	for ((i = 0; i < n; i++)); do
+		timeout $((DUR + 20)) ip netns exec "$NC" iperf3 -c "$SERVER" -p $((5201 + i)) \
+			-B "${CLIENT_ADDRS[$i]}" -t "$DUR" --connect-timeout 3000 -J "$@" \
+			>"$TMP/iperf-$i.json" 2>"$TMP/iperf-$i.err" </dev/null &
+		pids+=($!)
+		files+=("$TMP/iperf-$i.json")
+	done
+	for i in "${pids[@]}"; do wait "$i"; done
+	VAL=$(iperf_gbps "${files[@]}")
+	VAL2=""
+	[ "$VAL" = nan ] && NOTE="iperf3 failed: $(head -c 200 "$TMP/iperf-0.err" "$TMP/iperf-0.json" | tr '\n' ' ')"
+}
+
+run_churn() {
+	local nsrc=$1 src=() i out
+	for ((i = 0; i < nsrc; i++)); do src+=(-B "${CLIENT_ADDRS[$i]}"); done
+	out=$(timeout $((DUR + 20)) ip netns exec "$NC" "$CHURN" client -s "$SERVER" -p 9000 -c "$CONC" \
+		-t "$DUR" "${src[@]}" 2>&1 </dev/null)
+	VAL=$(sed -n -E 's/.* rate=([0-9.]+) .*/\1/p' <<<"$out")
+	VAL2=""
+	[ -n "$VAL" ] || { VAL=nan; NOTE="churn failed: $out"; }
+	case $out in *" errors=0 timeouts=0 "*) ;; *) NOTE="${NOTE:+$NOTE; }$(sed -E 's/.*(errors=[0-9]+ timeouts=[0-9]+).*/\1/' <<<"$out")" ;; esac
+}
+
+run_latency() {
+	local out
+	out=$(timeout $((LAT_DUR + 20)) ip netns exec "$NC" "$CHURN" latency -s "$SERVER" -p 9000 \
+		-t "$LAT_DUR" 2>&1 </dev/null)
+	VAL=$(sed -n -E 's/.* p50_us=([0-9.]+) .*/\1/p' <<<"$out")
+	VAL2=$(sed -n -E 's/.* p99_us=([0-9.]+) .*/\1/p' <<<"$out")
+	[ -n "$VAL" ] || { VAL=nan; VAL2=nan; NOTE="latency failed: $out"; }
+}
+
+run_workload() {
+	case $1 in
+	bulk1) offloads on; run_iperf 1 ;;
+	bulk4) offloads on; run_iperf 1 -P 4 ;;
+	mtu) offloads off; run_iperf 1 ;;
+	small) offloads off; run_iperf 1 -M 536 -l 536 ;;
+	churn) offloads on; run_churn 1 ;;
+	latency) offloads on; run_latency ;;
+	mtu4) offloads off; run_iperf 4 ;;
+	churn4) offloads on; run_churn 4 ;;
+	*) VAL=nan; VAL2=""; NOTE="unknown workload $1" ;;
+	esac
+}
+
+# measure SECTION CONFIG WORKLOAD REP: run one workload with counters around it; one line in $RUNS.
+measure() {
+	local section=$1 cfg=$2 wl=$3 rep=$4
+	local s_seen s_rule s_q s_cpu e_seen e_rule e_q e_cpu seen rule queued qd ud bypass cpu_us rss per t0 t1 secs
+	local -a sq eq
+	VAL=nan VAL2="" NOTE=""
+	if [ -n "$CONS_PID" ] && ! alive "$CONS_PID"; then
+		NOTE="consumer died before this run"
+	fi
+	if [ -n "$CONS_PID" ]; then
+		s_seen=$(consumer_seen)
+		s_rule=$(rule_pkts)
+		read -r -a sq <<<"$(queue_counters)"
+		s_cpu=$(cpu_ticks "$CONS_PID")
+	fi
+	t0=$(date +%s.%N)
+	run_workload "$wl"
+	t1=$(date +%s.%N)
+	seen="" rule="" queued="" qd="" ud="" bypass="" cpu_us="" rss="" per=""
+	if [ -n "$CONS_PID" ]; then
+		if ! alive "$CONS_PID"; then
+			NOTE="${NOTE:+$NOTE; }consumer died (see its log)"
+		else
+			e_cpu=$(cpu_ticks "$CONS_PID")
+			sleep 0.3   # let the last packets of the run through
+			e_rule=$(rule_pkts)
+			read -r -a eq <<<"$(queue_counters)"
+			e_seen=$(consumer_seen)
+			rss=$(hwm_kb "$CONS_PID")
+			rule=$((e_rule - s_rule))
+			qd=$((eq[0] - sq[0]))
+			ud=$((eq[1] - sq[1]))
+			queued=$((eq[2] - sq[2]))
+			per=""
+			for ((i = 3; i < ${#eq[@]}; i++)); do per="$per${per:+/}$((eq[i] - sq[i]))"; done
+			if [ -n "$s_seen" ] && [ -n "$e_seen" ]; then
+				seen=$((e_seen - s_seen))
+				bypass=$((rule - seen))
+				[ "$bypass" -lt 0 ] && bypass=0
+			fi
+			if [ -n "$seen" ] && [ "$seen" -gt 0 ]; then
+				cpu_us=$(awk -v t=$((e_cpu - s_cpu)) -v hz="$CLK_TCK" -v n="$seen" 'BEGIN {printf "%.3f", t / hz * 1e6 / n}')
+			fi
+		fi
+	fi
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+		"$section" "$cfg" "$wl" "$rep" "$VAL" "${VAL2:-}" "$cpu_us" "$seen" "$queued" "$rule" \
+		"$qd" "$ud" "$bypass" "$rss" "$per" "$secs" "$NOTE" >>"$RUNS"
+	log "  $cfg $wl: ${VAL}${VAL2:+ / $VAL2}${cpu_us:+, $cpu_us us/pkt}${seen:+, $seen pkts}${qd:+, drops $qd/$ud}${bypass:+, bypass $bypass}${per:+, per queue $per}${NOTE:+ [$NOTE]}"
+}
+
+# ----------------------------------------------------------------------------------------------
+# configurations
+
+KA_OK=""
+start_config() {
+	local cfg=$1
+	CONS_QUEUES=1
+	case $cfg in
+	noq) consumer_start noq ;;
+	accept-pp | accept-batch) consumer_start "$cfg" ;;
+	detect) consumer_start detect -m detect -e /dev/null ;;
+	enforce | mq-1q) consumer_start "$cfg" -m enforce -e /dev/null ;;
+	mq-2q)
+		CONS_QUEUES=2
+		printf 'queue = { count = 2; };\n' >"$TMP/two-queues.conf"
+		consumer_start "$cfg" -c "$TMP/two-queues.conf" -m enforce -e /dev/null ;;
+	idle)
+		if [ "$KA_OK" != no ] && consumer_start idle -m enforce -e /dev/null --keepalive --idle-timeout 300; then
+			KA_OK=yes
+			KEEPALIVE_NOTE="with --keepalive --idle-timeout 300"
+		else
+			[ "$KA_OK" = no ] || log "rstguard --keepalive --idle-timeout 300 failed: the idle row runs without --keepalive"
+			KA_OK=no
+			KEEPALIVE_NOTE="WITHOUT --keepalive (rstguard --keepalive --idle-timeout 300 failed to start)"
+			consumer_start idle -m enforce -e /dev/null --idle-timeout 300 || return 1
+		fi
+		preload_up ;;
+	*) log "unknown configuration $cfg"; return 1 ;;
+	esac
+}
+
+stop_config() {
+	consumer_stop
+	[ "$1" = idle ] && preload_down
+	CONS_QUEUES=1
+	return 0
+}
+
+run_config() {
+	local section=$1 cfg=$2 rep=$3 wl
+	shift 3
+	log "[$rep/$REPS] $section: $cfg"
+	if ! start_config "$cfg"; then
+		for wl in "$@"; do
+			printf '%s\t%s\t%s\t%s\tnan\t\t\t\t\t\t\t\t\t\t\t0\t%s\n' "$section" "$cfg" "$wl" "$rep" \
+				"configuration did not start" >>"$RUNS"
+		done
+		stop_config "$cfg"
+		return
+	fi
+	for wl in "$@"; do
+		measure "$section" "$cfg" "$wl" "$rep"
+	done
+	stop_config "$cfg"
+}
+
+# ----------------------------------------------------------------------------------------------
+# main
+
+reap_stale
+prepare_programs
+log "rstguard: $RSTGUARD ($($RG_BIN -V 2>/dev/null)), nfq_accept: $NFQ_ACCEPT, churn: $CHURN"
+net_up || { echo "run.sh: could not build the namespace network" >&2; exit 1; }
+servers_up || exit 1
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+T_START=$(date +%s)
+: >"$RUNS"
+
+# shellcheck disable=SC2086 # word lists
+for ((rep = 1; rep <= REPS; rep++)); do
+	for cfg in $ROWS; do
+		run_config main "$cfg" "$rep" $WORKLOADS
+	done
+	if [ "$MULTIQUEUE" = 1 ]; then
+		for cfg in noq mq-1q mq-2q; do
+			run_config multiqueue "$cfg" "$rep" mtu4 churn4
+		done
+	fi
+done
+offloads on
+T_NET=$(($(date +%s) - T_START))
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+: >"$TMP/engine.txt"
+if [ "$ENGINE" = 1 ]; then
+	if [ -x "$ENGINE_BENCH" ]; then
+		log "engine benchmark: $ENGINE_BENCH -f 10000 -f 1000000 -f 4000000"
+		timeout 600 "$ENGINE_BENCH" -f 10000 -f 1000000 -f 4000000 >"$TMP/engine.txt" 2>&1 ||
+			echo "(engine_bench failed or timed out)" >>"$TMP/engine.txt"
+	else
+		echo "(engine_bench not built: $ENGINE_BENCH)" >"$TMP/engine.txt"
+	fi
+fi
+
+# Facts for the report header.
+{
+	echo "date=$(date '+%F %T %Z')"
+	echo "host_cpus=$(nproc)"
+	echo "kernel=$(uname -r)"
+	echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+	echo "mem_gb=$(awk '/^MemTotal:/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)"
+	echo "rstguard=$($RG_BIN -V 2>/dev/null) ($RSTGUARD, sha256 $(sha256sum "$RG_BIN" | cut -c1-12))"
+	echo "git=$(git -C "$SRCDIR" describe --always --dirty 2>/dev/null || echo unknown)"
+	echo "iperf3=$(iperf3 --version 2>/dev/null | head -n 1)"
+	echo "reps=$REPS"
+	echo "duration=$DUR"
+	echo "lat_duration=$LAT_DUR"
+	echo "conc=$CONC"
+	echo "preload=$PRELOAD"
+	echo "preload_open=${PRELOAD_OPEN:-}"
+	echo "idle_flows=${IDLE_FLOWS:-}"
+	echo "keepalive=${KEEPALIVE_NOTE:-}"
+	echo "load_start=$LOAD_START"
+	echo "load_end=$LOAD_END"
+	echo "net_seconds=$T_NET"
+	echo "offloads_default=${OFFLOAD_DEFAULT["$NG c0"]}"
+} >"$TMP/facts.txt"
+
+mkdir -p "$(dirname "$OUT")"
+"$PY" "$SRCDIR/bench/report.py" "$RUNS" "$TMP/facts.txt" "$TMP/engine.txt" "$OUT" || exit 1
+cp "$RUNS" "${OUT%.md}.tsv"
+log "results: $OUT (raw runs: ${OUT%.md}.tsv)"
+grep -q 'FAIL' "$OUT" && exit 3
+exit 0
