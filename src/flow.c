@@ -25,17 +25,19 @@ struct flow_table {
 	size_t flows_mapped, slots_mapped;
 };
 
-/* Canonical key: the lower (address, port) endpoint first, so both directions hash alike. */
+/* Canonical key: the lower (address, port) endpoint first, so both directions hash alike. An
+ * IPv4 key is packed into its first 13 bytes (addresses, ports, family), so that it costs two
+ * SipHash blocks instead of five. */
+#define KEY_MAX 37
 struct canon_key {
-	uint8_t a[16], b[16];
-	uint16_t pa, pb;
-	uint8_t family;
-} __attribute__((packed));
+	uint8_t b[KEY_MAX + 4];   /* room for a start time appended by make_id */
+	size_t len;
+};
 
 static inline int
-endpoint_cmp(const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb)
+endpoint_cmp(const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb, size_t alen)
 {
-	int c = memcmp(a, b, 16);
+	int c = memcmp(a, b, alen);
 
 	if (c != 0)
 		return c;
@@ -45,12 +47,23 @@ endpoint_cmp(const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb)
 static inline void
 make_key(struct canon_key *k, const uint8_t *src, uint16_t sp, const uint8_t *dst, uint16_t dp, uint8_t family)
 {
-	if (endpoint_cmp(src, sp, dst, dp) <= 0) {
-		memcpy(k->a, src, 16); memcpy(k->b, dst, 16); k->pa = sp; k->pb = dp;
-	} else {
-		memcpy(k->a, dst, 16); memcpy(k->b, src, 16); k->pa = dp; k->pb = sp;
+	size_t alen = family == AF_INET6 ? 16 : 4;
+	uint8_t *o = k->b;
+
+	if (endpoint_cmp(src, sp, dst, dp, alen) > 0) {
+		const uint8_t *ta = src;
+		uint16_t tp = sp;
+
+		src = dst; sp = dp;
+		dst = ta; dp = tp;
 	}
-	k->family = family;
+	memcpy(o, src, alen);
+	memcpy(o + alen, dst, alen);
+	o += 2 * alen;
+	memcpy(o, &sp, 2);
+	memcpy(o + 2, &dp, 2);
+	o[4] = family;
+	k->len = 2 * alen + 5;
 }
 
 /* Zeroed memory for the big arrays, on huge pages where the kernel allows: a lookup then costs
@@ -132,7 +145,7 @@ FLOW_Hash(const struct flow_table *t, const struct pkt *p)
 	struct canon_key k;
 
 	make_key(&k, p->src, p->sport, p->dst, p->dport, p->family);
-	return (uint32_t)SIP_Hash13(t->key, &k, sizeof(k));
+	return (uint32_t)SIP_Hash13(t->key, k.b, k.len);
 }
 
 void
@@ -147,8 +160,14 @@ FLOW_PrefetchRecord(const struct flow_table *t, uint32_t hash)
 	uint64_t s = t->slots[hash & t->mask];
 
 	/* The first slot of the run is nearly always the one (load factor <= 0.7). */
-	if (s != 0 && (uint32_t)(s >> 32) == hash)
-		__builtin_prefetch(&t->flows[(uint32_t)s - 1]);
+	if (s != 0 && (uint32_t)(s >> 32) == hash) {
+		const char *r = (const char *)&t->flows[(uint32_t)s - 1];
+
+		/* A record spans three cache lines: the key, and the two directions' state. */
+		__builtin_prefetch(r);
+		__builtin_prefetch(r + 64);
+		__builtin_prefetch(r + sizeof(struct flow) - 1);
+	}
 }
 
 int
@@ -235,7 +254,7 @@ FLOW_Remove(struct flow_table *t, uint32_t index)
 	uint32_t h, pos, next;
 
 	make_key(&k, f->cli, f->cport, f->srv, f->sport, (f->flags & FL_IPV6) ? AF_INET6 : AF_INET);
-	h = (uint32_t)SIP_Hash13(t->key, &k, sizeof(k));
+	h = (uint32_t)SIP_Hash13(t->key, k.b, k.len);
 	for (pos = h & t->mask; (uint32_t)t->slots[pos] != index + 1; pos = (pos + 1) & t->mask) {
 		if (t->slots[pos] == 0)
 			return;  /* not indexed: nothing to undo */
@@ -285,16 +304,13 @@ static uint64_t
 make_id(const struct flow_table *t, const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb,
 	uint8_t family, uint32_t start)
 {
-	struct {
-		struct canon_key k;
-		uint32_t start;
-	} __attribute__((packed)) in;
+	struct canon_key k;
 	uint64_t id;
 
-	make_key(&in.k, a, pa, b, pb, family);
-	in.start = start;
+	make_key(&k, a, pa, b, pb, family);
+	memcpy(k.b + k.len, &start, 4);
 	/* 51 bits: JSON consumers that read numbers as doubles keep it exact. */
-	id = SIP_Hash13(t->id_key, &in, sizeof(in)) & ((1ULL << 51) - 1);
+	id = SIP_Hash13(t->id_key, k.b, k.len + 4) & ((1ULL << 51) - 1);
 	return id ? id : 1;
 }
 
