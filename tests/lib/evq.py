@@ -20,7 +20,7 @@ import sys
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d{4}$")
 RST_CAUSES_KNOWN = None  # causes grow over time: only the type is checked
-FLOW_REASONS = {"timeout", "forced", "shutdown"}
+FLOW_REASONS = {"timeout", "forced", "shutdown", "reused"}
 DIRECTIONS = {"toserver", "toclient"}
 VERDICTS = {"accept", "drop"}
 
@@ -176,8 +176,9 @@ def validate(path):
             for k in ("rst.ttl", "rst.seq", "rst.ack", "rst.window"):
                 check_type(problems, ev, k, int)
             check_type(problems, ev, "rst.flags", str)
-            check_type(problems, ev, "rst.state", str)
-            check_type(problems, ev, "rst.direction", str, DIRECTIONS)
+            if lookup(ev, "rst.cause")[1] != "no_flow":  # an unknown flow has no state
+                check_type(problems, ev, "rst.state", str)
+                check_type(problems, ev, "rst.direction", str, DIRECTIONS)
             present, fl = lookup(ev, "rst.flags")
             if present and isinstance(fl, str) and "R" not in fl:
                 problems.append("%s: rst.flags %r lacks R" % (where, fl))
