@@ -412,18 +412,13 @@ CFG_IdleTimeoutFor(const struct config *cfg, int family, const uint8_t *addr, ui
 }
 
 uint32_t
-CFG_WatchMinGap(const struct config *cfg)
+CFG_WatchMinGap(const struct config *cfg, uint32_t timeout_s)
 {
-	uint32_t min = cfg->idle_timeout;
-
 	if (cfg->watch_min_gap != 0)
 		return cfg->watch_min_gap;
-	for (unsigned i = 0; i < cfg->n_overrides && i < CFG_EVICTION_MAX_OVERRIDES; i++)
-		if (min == 0 || cfg->overrides[i].idle_timeout < min)
-			min = cfg->overrides[i].idle_timeout;
-	if (min == 0)
+	if (timeout_s == 0)
 		return 30;
-	return min / 4 > 0 ? min / 4 : 1;
+	return timeout_s / 4 > 0 ? timeout_s / 4 : 1;
 }
 
 static void add_verror(struct config_errors *errs, const char *file, int line, const char *fmt,

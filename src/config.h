@@ -146,10 +146,10 @@ void CFG_Free(struct config *cfg);
 uint32_t CFG_IdleTimeoutFor(const struct config *cfg, int family, const uint8_t *addr,
 	uint16_t port);
 
-/* eviction.watch_min_gap in effect: the configured value, or when it is 0 (automatic) a quarter
- * of the smallest configured timeout (eviction.idle_timeout, overrides), at least 1, or 30 when
- * no timeout is configured. */
-uint32_t CFG_WatchMinGap(const struct config *cfg);
+/* eviction.watch_min_gap in effect for a flow whose middlebox timeout is timeout_s (from
+ * CFG_IdleTimeoutFor; 0: none): the configured value, or when it is 0 (automatic) a quarter of
+ * the flow's timeout, at least 1, or 30 when the flow has no timeout. In seconds. */
+uint32_t CFG_WatchMinGap(const struct config *cfg, uint32_t timeout_s);
 
 /* Parse "detect" or "enforce"; -1 otherwise. */
 int CFG_ParseMode(const char *s);

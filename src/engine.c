@@ -26,7 +26,7 @@
 #define LEARN_NETS 256
 /* A watch ends after this long without an outcome. */
 #define WATCH_MAX_MS 60000
-/* Without a configured timeout, a silence this long is worth watching. */
+/* Without a configured timeout, RSTs after this much silence with no trigger are evictions. */
 #define WATCH_AUTO_MS 30000
 
 enum wheel_id { WHEEL_SHORT = 0, WHEEL_EST = 1 };
@@ -368,9 +368,7 @@ flow_timeout_s(const struct engine *e, const struct flow *f)
 static uint32_t
 watch_min_ms(const struct engine *e, uint32_t timeout_s)
 {
-	if (e->cfg->watch_min_gap)
-		return e->cfg->watch_min_gap * 1000;
-	return timeout_s ? timeout_s * 250 : WATCH_AUTO_MS;
+	return CFG_WatchMinGap(e->cfg, timeout_s) * 1000;
 }
 
 static void
@@ -612,7 +610,7 @@ keepalive_visit(struct engine *e, uint32_t idx, struct flow *f)
 
 /* A packet of a flow being probed: the answer to our probe is taken out of the stream (the
  * endpoint never sent a probe, so it must never see an answer); real traffic ends the idle
- * period. Returns 1 if p was a probe's answer. */
+ * period. Returns 1 if p was a probe's answer, 2 if it was our probe itself, 0 otherwise. */
 static int
 keepalive_packet(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct pkt *p)
 {
@@ -627,6 +625,10 @@ keepalive_packet(struct engine *e, uint32_t idx, struct flow *f, int dir, const 
 		e->st.probes_answered++;
 		return 1;
 	}
+	/* Our own probe, queued again on its way out (a rule on OUTPUT): let it pass untouched. */
+	if ((k->outstanding & (1u << dir)) && p->flags == TCPF_ACK && p->payload_len == 0 &&
+	    p->seq == f->dir[dir].next_seq - 1)
+		return 2;
 	f->flags &= (uint8_t)~FL_PROBING;
 	return 0;
 }
@@ -933,8 +935,16 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 	if (f == NULL)
 		return RG_ACCEPT;
 	probed = (f->flags & FL_PROBING) != 0;
-	if (probed && e->kaf && keepalive_packet(e, ref.index, f, ref.dir, pk))
-		return RG_DROP;   /* our probe's answer: the endpoint must not see it */
+	if (probed && e->kaf) {
+		switch (keepalive_packet(e, ref.index, f, ref.dir, pk)) {
+		case 1:
+			return RG_DROP;   /* our probe's answer: the endpoint must not see it */
+		case 2:
+			return RG_ACCEPT; /* our probe itself */
+		default:
+			break;
+		}
+	}
 	if (f->flags & FL_PENDING)
 		pending_news(e, ref.index, f, ref.dir, pk, 0);
 	/* A silence our probes bridged says nothing about the middlebox's own timeout. */

@@ -346,7 +346,7 @@ log_stats(struct worker *w, unsigned n)
 		 (unsigned long long)es.flows_expired, (unsigned long long)es.flows_evicted,
 		 (unsigned long long)es.flows_reused, (unsigned long long)es.flows_untracked,
 		 (unsigned long long)es.flows_active, (unsigned long long)es.flows_capacity);
-	causes[0] = '\0';
+	snprintf(causes, sizeof(causes), "%s", es.rst ? "" : " none");
 	for (int c = 0; c < RST_CAUSE_MAX; c++)
 		if (es.rst_cause[c] && off < sizeof(causes))
 			off += (size_t)snprintf(causes + off, sizeof(causes) - off, " %s=%llu",
@@ -408,7 +408,9 @@ main(int argc, char **argv)
 
 	LOG_Initialise(cfg->log_syslog, (enum log_level)cfg->log_level);
 	if (cli.read_file) {
-		if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0)
+		/* Offline, every event is written: the rate limit protects a live disk from a RST
+		 * flood, while a capture's analysis must be complete and reproducible. */
+		if (EV_Initialise(cfg->events_path, 1000000000u, 1000000000u) < 0)
 			fatalx("cannot open the event output %s", cfg->events_path);
 		rc = OFF_Run(cfg, cli.read_file, cli.summary);
 		EV_Finalise();

@@ -286,6 +286,7 @@ int
 OFF_Run(const struct config *cfg, const char *path, enum summary_format fmt)
 {
 	char errbuf[PCAP_ERRBUF_SIZE] = "";
+	struct config ocfg;
 	struct summary sum = { 0 };
 	struct engine *eng = NULL;
 	struct engine_stats st = { 0 };
@@ -297,9 +298,15 @@ OFF_Run(const struct config *cfg, const char *path, enum summary_format fmt)
 	pcap_t *pc;
 	int linktype, rc = 0, r;
 
+	/* A capture is history: never send probes about its flows onto the network. */
+	CFG_Copy(&ocfg, cfg);
+	ocfg.keepalive = 0;
+	cfg = &ocfg;
+
 	pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, errbuf);
 	if (pc == NULL) {
 		log_warnx("%s: %s", path, errbuf);
+		CFG_Free(&ocfg);
 		return 1;
 	}
 	linktype = pcap_datalink(pc);
@@ -307,6 +314,7 @@ OFF_Run(const struct config *cfg, const char *path, enum summary_format fmt)
 		log_warnx("%s: packet 1: unsupported link type %d (%s)", path, linktype,
 			  pcap_datalink_val_to_name(linktype) ? pcap_datalink_val_to_name(linktype) : "unknown");
 		pcap_close(pc);
+		CFG_Free(&ocfg);
 		return 1;
 	}
 	sum.pairs = calloc(PAIR_SLOTS, sizeof(*sum.pairs));
@@ -315,6 +323,7 @@ OFF_Run(const struct config *cfg, const char *path, enum summary_format fmt)
 		log_warnx("out of memory");
 		pcap_close(pc);
 		free(sum.pairs);
+		CFG_Free(&ocfg);
 		return 1;
 	}
 	EV_SetSynchronous(1);
@@ -363,5 +372,6 @@ OFF_Run(const struct config *cfg, const char *path, enum summary_format fmt)
 	ENG_Destroy(eng);
 	pcap_close(pc);
 	free(sum.pairs);
+	CFG_Free(&ocfg);
 	return rc;
 }

@@ -1321,18 +1321,11 @@ test_watch_min_gap(void)
 	struct config c;
 
 	CFG_SetDefaults(&c);
-	TAP_EQ_U(CFG_WatchMinGap(&c), 30, "automatic gap without timeouts: 30");
-	c.idle_timeout = 350;
-	TAP_EQ_U(CFG_WatchMinGap(&c), 87, "automatic gap: a quarter of idle_timeout");
-	c.overrides[0].idle_timeout = 60;
-	c.overrides[1].idle_timeout = 1200;
-	c.n_overrides = 2;
-	TAP_EQ_U(CFG_WatchMinGap(&c), 15, "automatic gap: a quarter of the smallest override");
-	c.idle_timeout = 0;
-	c.overrides[0].idle_timeout = 3;   /* below the file's minimum, still at least 1 */
-	TAP_EQ_U(CFG_WatchMinGap(&c), 1, "automatic gap is at least 1");
+	TAP_EQ_U(CFG_WatchMinGap(&c, 0), 30, "automatic gap for a flow without a timeout: 30");
+	TAP_EQ_U(CFG_WatchMinGap(&c, 350), 87, "automatic gap: a quarter of the flow's timeout");
+	TAP_EQ_U(CFG_WatchMinGap(&c, 3), 1, "automatic gap is at least 1");
 	c.watch_min_gap = 45;
-	TAP_EQ_U(CFG_WatchMinGap(&c), 45, "configured gap");
+	TAP_EQ_U(CFG_WatchMinGap(&c, 350), 45, "configured gap");
 	CFG_Free(&c);
 }
 
