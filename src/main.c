@@ -370,8 +370,9 @@ log_stats(struct worker *w, unsigned n)
 static void
 log_queue_stats(const struct nfq_stats *qs, unsigned num)
 {
-	log_info("queue %u: packets %llu in %llu batches, accepted %llu, dropped %llu, enobufs %llu, receive errors %llu, bad messages %llu, verdict errors %llu",
+	log_info("queue %u: packets %llu in %llu batches (kernel-timestamped %llu), accepted %llu, dropped %llu, enobufs %llu, receive errors %llu, bad messages %llu, verdict errors %llu",
 		 num, (unsigned long long)qs->packets, (unsigned long long)qs->batches,
+		 (unsigned long long)qs->stamped,
 		 (unsigned long long)qs->accepted, (unsigned long long)qs->dropped,
 		 (unsigned long long)qs->enobufs, (unsigned long long)qs->recv_errors,
 		 (unsigned long long)qs->bad_messages, (unsigned long long)qs->verdict_errors);

@@ -4,6 +4,7 @@
  * NFQNL_MSG_VERDICT_BATCH when everything is accepted, individual verdicts otherwise. Every
  * packet message that carries an id gets a verdict, whatever its bytes. */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct pending_verdict {
 /* A received packet waiting for the batch's engine passes. */
 struct queued_pkt {
 	uint32_t id;
+	uint64_t ts_real_ns;     /* when the kernel received it (NFQA_TIMESTAMP), 0 if unknown */
 	const uint8_t *payload;  /* inside rbuf: valid until the next batch */
 	uint32_t plen, wirelen;
 	struct eng_prep prep;
@@ -55,6 +57,8 @@ struct nfq {
 	uint32_t npending;
 	uint32_t cap;            /* room in pending */
 	struct engine *eng;      /* NULL while binding: packets are then accepted untouched */
+	struct engine_time batch_now;  /* when the current batch was read */
+	int tstamp_fd;           /* keeps kernel receive timestamps on (see NFQ_Open) */
 	struct nfq_stats st;
 };
 
@@ -171,6 +175,13 @@ packet_cb(const struct nlmsghdr *nlh, void *data)
 		/* Judged with the rest of the batch (process_batch), in arrival order. */
 		struct queued_pkt *m = &q->msgs[q->nmsgs++];
 
+		m->ts_real_ns = 0;
+		if (attr[NFQA_TIMESTAMP]) {
+			const struct nfqnl_msg_packet_timestamp *ts = mnl_attr_get_payload(attr[NFQA_TIMESTAMP]);
+
+			m->ts_real_ns = be64toh(ts->sec) * 1000000000ULL + be64toh(ts->usec) * 1000ULL;
+			q->st.stamped++;
+		}
 		m->id = ntohl(ph->packet_id);
 		m->payload = payload;
 		m->plen = plen;
@@ -200,7 +211,18 @@ process_batch(struct nfq *q)
 	for (i = 0; i < q->nmsgs; i++)
 		ENG_Prefetch(q->eng, &q->msgs[i].prep);
 	for (i = 0; i < q->nmsgs; i++) {
-		enum rg_verdict v = ENG_PacketPrepared(q->eng, &q->msgs[i].prep, q->msgs[i].id);
+		struct queued_pkt *m = &q->msgs[i];
+		struct engine_time t = q->batch_now;
+		enum rg_verdict v;
+
+		/* The time the packet reached the host, not when we got to it: queueing delay under
+		 * load would otherwise stretch RTTs and shrink reaction times. */
+		if (m->ts_real_ns && m->ts_real_ns <= t.real_ns) {
+			t.mono_ns -= t.real_ns - m->ts_real_ns;
+			t.real_ns = m->ts_real_ns;
+		}
+		ENG_SetTime(q->eng, &t);
+		v = ENG_PacketPrepared(q->eng, &m->prep, m->id);
 
 		if (v != RG_HOLD)  /* a held packet's verdict is owed by the engine */
 			push_verdict(q, q->msgs[i].id, v == RG_DROP ? NF_DROP : NF_ACCEPT);
@@ -270,6 +292,7 @@ NFQ_Open(uint16_t num, const struct config *cfg)
 {
 	struct nfq *q = calloc(1, sizeof(*q));
 	struct nlmsghdr *nlh;
+
 	uint32_t flags;
 	int fd, sz;
 
@@ -300,6 +323,15 @@ NFQ_Open(uint16_t num, const struct config *cfg)
 		goto fail;
 	}
 	q->portid = mnl_socket_get_portid(q->nl);
+	/* Any socket asking for receive timestamps makes the kernel stamp every packet on arrival,
+	 * and NFQUEUE then passes the stamp (NFQA_TIMESTAMP) along. */
+	q->tstamp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (q->tstamp_fd >= 0) {
+		int one = 1;
+
+		if (setsockopt(q->tstamp_fd, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof(one)) < 0)
+			log_warn("queue %u: receive timestamps", num);
+	}
 	fd = mnl_socket_get_fd(q->nl);
 	if (cfg->rcvbuf > 0) {
 		sz = (int)cfg->rcvbuf;
@@ -331,6 +363,8 @@ NFQ_Open(uint16_t num, const struct config *cfg)
 fail:
 	if (q->nl)
 		mnl_socket_close(q->nl);
+	if (q->tstamp_fd > 0)
+		close(q->tstamp_fd);
 	free(q->rbuf);
 	free(q->msgs);
 	free(q->sbuf);
@@ -392,19 +426,21 @@ NFQ_Run(struct nfq *q, struct engine *eng, atomic_int *stop,
 		due = ENG_NextDueMs(eng);
 		ready = poll(&pfd, 1, due >= 0 && due < POLL_MS ? due : POLL_MS);
 		NFQ_Now(&now);
-		ENG_SetTime(eng, &now);
+		q->batch_now = now;
 		if (ready > 0) {
 			if (receive_batch(q, fd) > 0)
 				q->st.batches++;
 		} else if (ready < 0 && errno != EINTR && q->st.recv_errors++ == 0) {
 			log_warn("queue %u: poll", q->num);
 		}
+		ENG_SetTime(eng, &now);
 		ENG_Tick(eng);
 		send_verdicts(q);
 	}
 	/* Give a verdict to everything already delivered to us before unbinding: the kernel drops
 	 * whatever is still queued when the queue goes away. */
 	for (int rounds = 0; rounds < 64; rounds++) {
+		NFQ_Now(&q->batch_now);
 		if (receive_batch(q, fd) == 0)
 			break;
 		send_verdicts(q);
@@ -427,6 +463,8 @@ NFQ_Close(struct nfq *q)
 	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
 		log_warn("queue %u: unbind", q->num);
 	mnl_socket_close(q->nl);
+	if (q->tstamp_fd > 0)
+		close(q->tstamp_fd);
 	free(q->rbuf);
 	free(q->msgs);
 	free(q->sbuf);

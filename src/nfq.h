@@ -20,6 +20,7 @@ struct nfq_stats {
 	uint64_t verdict_errors; /* failed verdict sends, or errors the kernel returned for them */
 	uint64_t accepted;
 	uint64_t dropped;
+	uint64_t stamped;        /* packets that carried the kernel's receive timestamp */
 };
 
 /* Open a netlink socket and bind queue num with the settings of cfg (copy range, GSO, fail-open,

@@ -348,6 +348,8 @@ OFF_Run(const struct config *cfg, const char *path, enum summary_format fmt)
 			ENG_SetRstHook(eng, count_rst, &sum);
 		}
 		ENG_SetTime(eng, &t);
+		/* Judgements whose wait ended before this packet are made before it, as inline. */
+		ENG_Tick(eng);
 		off = OFF_IpOffset(linktype, data, hdr->caplen);
 		if (off < 0) {
 			non_ip++;
@@ -357,7 +359,6 @@ OFF_Run(const struct config *cfg, const char *path, enum summary_format fmt)
 
 			ENG_Packet(eng, data + off, hdr->caplen - (unsigned)off, wire, ENG_NO_ID);
 		}
-		ENG_Tick(eng);
 	}
 	if (r == PCAP_ERROR) {
 		log_warnx("%s: packet %" PRIu64 ": %s", path, frames + 1, pcap_geterr(pc));
