@@ -343,7 +343,7 @@ CFG_SetDefaults(struct config *cfg)
 	cfg->ttl_tolerance = 2;
 	cfg->min_rtt_ms = 2;
 	cfg->hold_threshold = 1;
-	cfg->hold_min_ms = 20;
+	cfg->hold_min_ms = 60;
 	cfg->hold_max_ms = 200;
 	cfg->max_pending = 256;
 

@@ -509,11 +509,15 @@ rst_after_silence(struct engine *e, uint32_t idx, struct flow *f, int dir, uint3
 			return 1;
 		}
 	}
-	/* RSTs with no trigger, at the timeout (load balancers that reset both sides). */
+	/* RSTs with no trigger, at the timeout (load balancers that reset both sides when they
+	 * forget a flow). Only near a configured timeout: long after it, or on a flow our probes
+	 * kept alive, an odd RST is judged like any other. */
 	if (idle >= 1000 && (f->state == TCP_ESTABLISHED || f->state == TCP_FIN_WAIT)) {
+		if ((f->flags & FL_PROBING) && e->kaf && (int32_t)(e->kaf[idx].refresh_ms - f->last_seen_ms) > 0)
+			idle = e->now_ms - e->kaf[idx].refresh_ms;
 		*timeout = flow_timeout_s(e, f);
 		*gap = idle;
-		return idle >= (*timeout ? *timeout * 1000 : WATCH_AUTO_MS);
+		return *timeout && idle >= *timeout * 1000 && idle <= *timeout * 2000;
 	}
 	return 0;
 }
@@ -644,9 +648,12 @@ ENG_LogLearned(const struct engine *e)
 		if (!n->in_use)
 			continue;
 		EVI_FormatNet(n, nb, sizeof(nb));
-		if (n->min_evicted_ms)
+		if (n->min_evicted_ms && n->survived)
 			log_info("eviction: %s: idle timeout between %.1f s (longest survived, %u times) and %.1f s (shortest evicted, %u times)",
 				 nb, n->max_survived_ms / 1000.0, n->survived, n->min_evicted_ms / 1000.0, n->evicted);
+		else if (n->min_evicted_ms)
+			log_info("eviction: %s: idle timeout at most %.1f s (shortest evicted, %u times; no silence survived yet)",
+				 nb, n->min_evicted_ms / 1000.0, n->evicted);
 		else
 			log_info("eviction: %s: survived silences up to %.1f s (%u times), no eviction seen",
 				 nb, n->max_survived_ms / 1000.0, n->survived);
@@ -682,6 +689,20 @@ wait_ms(const struct engine *e, const struct flow *f, int dir)
 	return ms < lo ? lo : ms > hi ? hi : ms;
 }
 
+/* A RST reached its receiver: it is the flow's latest packet (idle times, timing signals) and
+ * may end the connection. A RST that is dropped never reached anyone and changes nothing. */
+static void
+rst_delivered(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct pkt *p)
+{
+	enum tcp_state prev;
+
+	f->last_seen_ms = e->now_ms;
+	f->dir[dir].flags |= FD_LAST;
+	f->dir[!dir].flags &= (uint16_t)~FD_LAST;
+	prev = TCP_Update(f, dir, p, e->now_us);
+	state_changed(e, idx, f, prev);
+}
+
 /* The final word on a RST: verdict, event, and what it does to the flow. pr->held says whether
  * the packet's verdict is still owed. Returns the verdict. */
 static enum rg_verdict
@@ -715,11 +736,8 @@ conclude(struct engine *e, struct flow *f, struct pending_rst *pr)
 		e->decided[e->ndecided].verdict = verdict;
 		e->ndecided++;
 		/* A packet that was held and is now let through reaches the receiver only now. */
-		if (f && verdict == RG_ACCEPT) {
-			enum tcp_state prev = TCP_Update(f, pr->dir, &pr->pkt, e->now_us);
-
-			state_changed(e, pr->flow_idx, f, prev);
-		}
+		if (f && verdict == RG_ACCEPT)
+			rst_delivered(e, pr->flow_idx, f, pr->dir, &pr->pkt);
 	}
 	return verdict;
 }
@@ -858,20 +876,11 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 			}
 		}
 	}
-	if (f) {
-		/* Timing signals measure from the flow's previous packet, whichever it was. */
-		f->last_seen_ms = e->now_ms;
-		f->dir[dir].flags |= FD_LAST;
-		f->dir[!dir].flags &= (uint16_t)~FD_LAST;
-	}
 	if (hold)
 		return RG_HOLD;   /* the flow's state changes only if the RST is let through */
 	verdict = wait ? POLICY_Decide(e->cfg, &pr->pkt, &pr->res) : conclude(e, f, pr);
-	if (f && verdict == RG_ACCEPT) {
-		enum tcp_state prev = TCP_Update(f, dir, p, e->now_us);
-
-		state_changed(e, ref->index, f, prev);
-	}
+	if (f && verdict == RG_ACCEPT)
+		rst_delivered(e, ref->index, f, dir, p);
 	return verdict;
 }
 

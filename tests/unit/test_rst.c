@@ -102,6 +102,7 @@ sim_start(struct sim *s, const char *name, int enforce, unsigned hold_threshold)
 		 enforce ? (hold_threshold == 0 ? "/hold-all" : "/hold>=1") : "");
 	s->enforce = enforce;
 	CFG_SetDefaults(&s->cfg);
+	s->cfg.hold_min_ms = 20;   /* the windows below are computed for a 20 ms minimum */
 	s->cfg.mode = enforce ? RG_MODE_ENFORCE : RG_MODE_DETECT;
 	s->cfg.hold_threshold = hold_threshold;
 	EV_Flush();
