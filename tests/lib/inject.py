@@ -30,8 +30,10 @@ Profiles (IPv4 and IPv6; the IP ID and DF parts apply to IPv4 only):
   both-ends    one RST/ACK toward the client (claiming the server) and one toward the server
                (claiming the client), scapy defaults
   mimic-exact  one RST/ACK toward the client copying everything of the server's, IP ID = the
-               server's last + 1: nothing in the packet gives it away; only the server talking
-               on after it (the race) can
+               server's last + 2 (a plausible next value whether or not the server's ACK of
+               the trigger passed the gateway first; + 1 would repeat that ACK's IP ID):
+               nothing in the packet gives it away; only the server talking on after it (the
+               race) can
 
 Scapy's default IP ID is 1. When 1 happens to be a plausible next value of the claimed sender's
 IP ID counter (it lies within 1100 after the last one sniffed, a 1.7 % chance), the IP ID would
@@ -211,7 +213,7 @@ def main(argv):
         build("toserver", to_client_ack, to_client_seq, "RA", adjust_from=client.ipid)
     elif p == "mimic-exact":
         build("toclient", to_client_seq, to_client_ack, "RA", ttl=server.ttl,
-              ipid=None if v6 else ((server.ipid or 0) + 1) & 0xFFFF,
+              ipid=None if v6 else ((server.ipid or 0) + 2) & 0xFFFF,
               df=bool(server.df), window=server.win)
 
     for frame, rec in packets:

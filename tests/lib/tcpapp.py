@@ -642,8 +642,8 @@ def cmd_connect_giveup(args):
 
 
 def cmd_keepalive_client(args):
-    """Connect, send the request, let it be acknowledged, write --ready-file, wait for
-    --go-file (the test makes the server vanish meanwhile), then turn on keepalive
+    """Connect, send the request, let it be acknowledged, write --ready-file ("sport N"), wait
+    for --go-file (the test makes the server vanish meanwhile), then turn on keepalive
     (SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT) and wait in recv: with the peer gone, the probes go
     unanswered and the kernel resets the connection, recv failing with ETIMEDOUT."""
     s = make_client(args)
@@ -653,7 +653,10 @@ def cmd_keepalive_client(args):
         res["sport"] = sport_of(s)
         s.sendall(REQUEST)
         time.sleep(0.2)
-        write_ready(args.ready_file)
+        # The ready file names the client port (the test needs it for its firewall rules).
+        with open(args.ready_file + ".tmp", "w") as f:
+            f.write("sport %d\n" % res["sport"])
+        os.replace(args.ready_file + ".tmp", args.ready_file)
         end = time.monotonic() + args.go_timeout
         while not os.path.exists(args.go_file):
             if time.monotonic() > end:

@@ -1,0 +1,161 @@
+#!/bin/bash
+# keepalive.sh: rstguard keeps idle flows alive through a load balancer that forgets them. The
+# router forgets a flow after T = 10 s of silence and answers its next packet with a RST.
+# rstguard runs with eviction.keepalive = true and the LB's timeout given as an override for
+# the server network and port 7101 only (probe_lead automatic: a probe every 0.8 x T = 8 s).
+# In parallel:
+#   A  port 7101, silent 3 x T = 30 s, then an echo exchange (both directions);
+#   B  port 7101, two rounds of 15 s of silence, each followed by an echo exchange;
+#   C  port 7102 (not covered by the override: no probes), silent 12 s: the control, it must
+#      get the LB's RST, which shows that A and B survived thanks to the probes.
+# For A and B: the exchanges work, every byte arrives exactly once (echo compared byte for
+# byte, EOF right after it, the server's count and sha256 of what it received), not a single
+# segment reached the client's socket while it was silent (the probes' answers are taken out
+# of the stream), the LB never found one of their packets INVALID, and rstguard reports no rst
+# or eviction for them; its exit statistics show probes sent (at least 2 per flow) all answered,
+# and the gateway's queue dropped exactly the answers (detect mode drops nothing else).
+# RG_KA_FAMILY=6 (keepalive6.sh) runs the same over IPv6. Runtime about 35 s.
+# shellcheck source-path=SCRIPTDIR
+set -u
+# shellcheck source=../lib/netns.sh
+. "$(dirname "$0")/../lib/netns.sh"
+# shellcheck source=../lib/lb.sh
+. "$RG_LIB/lb.sh"
+
+FAM=${RG_KA_FAMILY:-4}
+T=10
+P_KA=7101      # covered by the override: kept alive
+P_CTL=7102     # not covered: the control
+IDLE_A=$((3 * T))
+IDLE_B=15
+ROUNDS_B=2
+IDLE_C=12
+if [ "$FAM" = 6 ]; then
+	SRV=$RG_SERVER6
+	NET=2001:db8:3::/64
+else
+	SRV=$RG_SERVER4
+	NET=198.18.3.0/24
+fi
+
+lb_root_snapshot
+rg_setup --queue-num "$RG_QUEUE_NUM"
+EV=$RG_TMP/events.json
+CONF=$RG_TMP/rstguard.conf
+RG_DIAG_EVENTS=$EV
+
+rg_plan 19
+
+lb_up "$T" || rg_bail "could not set up the load balancer in the router"
+lb_invalid rst "$P_KA" || rg_bail "could not add the LB's REJECT rule"
+lb_invalid rst "$P_CTL" || rg_bail "could not add the LB's REJECT rule"
+
+cat >"$CONF" <<EOF
+mode = "detect";
+eviction = {
+	keepalive = true;
+	overrides = ( { network = "$NET"; port = $P_KA; idle_timeout = $T; } );
+};
+EOF
+
+if rg_daemon_start -c "$CONF" -e "$EV"; then
+	rg_pass "IPv$FAM: rstguard (keepalive, override $NET port $P_KA idle_timeout $T) binds queue $RG_QUEUE_NUM"
+else
+	rg_fail "IPv$FAM: rstguard (keepalive, override $NET port $P_KA idle_timeout $T) binds queue $RG_QUEUE_NUM"
+	rg_bail "the daemon did not start"
+fi
+
+lb_serve ska "$RG_SERVER" "$SRV" "$P_KA" --count 2 || rg_bail "server on port $P_KA"
+lb_serve sctl "$RG_SERVER" "$SRV" "$P_CTL" || rg_bail "server on port $P_CTL"
+lb_client ca "$RG_CLIENT" --to "$SRV" --port "$P_KA" --idle "$IDLE_A" --bytes 3000
+lb_client cb "$RG_CLIENT" --to "$SRV" --port "$P_KA" --idle "$IDLE_B" --rounds "$ROUNDS_B" --bytes 1500
+lb_client cc "$RG_CLIENT" --to "$SRV" --port "$P_CTL" --idle "$IDLE_C" --expect reset
+
+# check_kept NAME DESC: the four points of one kept-alive connection.
+check_kept() {
+	local name=$1 desc=$2 st cport sent sha i segs
+	rg_wait_app "$name" 60
+	st=$?
+	cport=$(rg_app_field "$name" sport)
+	rg_ok "$st" "IPv$FAM $desc: the exchanges after the silence work in both directions, echoed byte for byte, no extra bytes" \
+		"$(cat "$RG_TMP/$name.json" "$RG_TMP/$name.err" 2>/dev/null)"
+	sent=$(rg_app_field "$name" sent)
+	sha=$(rg_app_field "$name" sha256_sent)
+	for i in $(seq 1 30); do
+		[ -n "$(lb_server_field ska "$cport" bytes)" ] && break
+		sleep 0.1
+	done
+	if [ -n "$sent" ] && [ "$(lb_server_field ska "$cport" bytes)" = "$sent" ] &&
+		[ "$(lb_server_field ska "$cport" bytes_out)" = "$sent" ] &&
+		[ "$(lb_server_field ska "$cport" sha256)" = "$sha" ] &&
+		[ "$(lb_server_field ska "$cport" ok)" = true ]; then
+		rg_pass "IPv$FAM $desc: the server received exactly the $sent bytes sent (sha256) and sent as many back"
+	else
+		rg_fail "IPv$FAM $desc: the server received exactly the bytes sent and sent as many back" \
+			"client: $(cat "$RG_TMP/$name.json")" "server: $(cat "$RG_TMP/ska.json")"
+	fi
+	segs=$(rg_app_field "$name" idle_segs_in)
+	case $segs in
+	"[0]" | "[0, 0]") rg_pass "IPv$FAM $desc: no segment reached the client's socket while it was silent ($segs)" ;;
+	*) rg_fail "IPv$FAM $desc: no segment reached the client's socket while it was silent" \
+		"segments received per silence (tcpi_segs_in): '$segs'" ;;
+	esac
+	rg_is "$(lb_conn_events "$EV" "$cport" "$P_KA" eviction)/$(lb_conn_events "$EV" "$cport" "$P_KA" rst)" \
+		0/0 "IPv$FAM $desc: no eviction and no rst event"
+}
+
+rg_wait_app cc 40
+st=$?
+rg_ok "$st" "IPv$FAM control, port $P_CTL (no probes): after $IDLE_C s of silence the write gets the LB's RST" \
+	"$(cat "$RG_TMP/cc.json" "$RG_TMP/cc.err" 2>/dev/null)"
+check_kept cb "B, $ROUNDS_B x $IDLE_B s of silence"
+check_kept ca "A, $IDLE_A s of silence"
+
+rg_is "$(lb_invalid_hits "$FAM" "$P_KA")" 0 "IPv$FAM: the LB found no packet of the kept-alive flows INVALID"
+hits=$(lb_invalid_hits "$FAM" "$P_CTL")
+if [ "${hits:-0}" -ge 1 ]; then
+	rg_pass "IPv$FAM: the LB did forget the control flow ($hits INVALID packets answered with RST)"
+else
+	rg_fail "IPv$FAM: the LB did forget the control flow" "INVALID packets on port $P_CTL: '$hits'"
+fi
+
+rg_daemon_stop 5
+rg_is "$RG_DAEMON_RC" 0 "SIGTERM: rstguard exits with status 0"
+
+line=$(lb_last_run_log | grep -o 'keepalive probes: sent [0-9]*, answered [0-9]*, unanswered [0-9]*, answered by rst [0-9]*, rate-limited [0-9]*, send errors [0-9]*' | tail -n 1)
+re='sent ([0-9]+), answered ([0-9]+), unanswered ([0-9]+), answered by rst ([0-9]+), rate-limited ([0-9]+), send errors ([0-9]+)'
+answered=""
+if [[ $line =~ $re ]] && [ "${BASH_REMATCH[1]}" -ge 4 ] && [ "${BASH_REMATCH[2]}" = "${BASH_REMATCH[1]}" ] &&
+	[ "${BASH_REMATCH[3]}${BASH_REMATCH[4]}${BASH_REMATCH[6]}" = 000 ]; then
+	answered=${BASH_REMATCH[2]}
+	rg_pass "IPv$FAM exit log: ${BASH_REMATCH[1]} probes sent (at least 2 per kept-alive flow), all answered, none by a RST, no send errors"
+else
+	rg_fail "IPv$FAM exit log: probes sent >= 4, answered == sent, 0 unanswered, 0 by rst, 0 send errors" \
+		"line: '$line'"
+fi
+# Detect mode drops nothing but the answers to its own probes.
+dropped=$(lb_last_run_log | sed -n "s/.*queue $RG_QUEUE_NUM: packets .*, dropped \([0-9]*\),.*/\1/p" | tail -n 1)
+if [ -n "$answered" ] && [ "$dropped" = "$answered" ]; then
+	rg_pass "IPv$FAM exit log: the queue dropped exactly the $dropped probe answers, nothing else"
+else
+	rg_fail "IPv$FAM exit log: the queue dropped exactly the probe answers" \
+		"queue drops '$dropped', probes answered '$answered'"
+fi
+line=$(lb_last_run_log | grep -o 'evictions: rst [0-9]*, black hole [0-9]*' | tail -n 1)
+case $line in
+"evictions: rst "[01]", black hole 0") rg_pass "IPv$FAM exit log: no black hole, at most the control's RST eviction ($line)" ;;
+*) rg_fail "IPv$FAM exit log: no black hole, at most the control's RST eviction" "line: '$line'" ;;
+esac
+
+if out=$("$RG_PY" "$RG_EVQ" validate "$EV" 2>&1); then
+	rg_pass "all $(wc -l <"$EV") event lines are JSON objects of the documented shape"
+else
+	rg_fail "all event lines are JSON objects of the documented shape"
+	printf '%s\n' "$out" | head -n 30 | rg_diag
+fi
+
+if [ "$RG_TAP_FAILED" -gt 0 ]; then
+	lb_diag
+	rg_dump_context
+fi
+lb_root_check
