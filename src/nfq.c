@@ -287,6 +287,20 @@ config_request(struct nfq *q, struct nlmsghdr *nlh)
 	return -1;
 }
 
+static void
+nfq_free(struct nfq *q)
+{
+	if (q->nl)
+		mnl_socket_close(q->nl);
+	if (q->tstamp_fd > 0)
+		close(q->tstamp_fd);
+	free(q->rbuf);
+	free(q->msgs);
+	free(q->sbuf);
+	free(q->pending);
+	free(q);
+}
+
 struct nfq *
 NFQ_Open(uint16_t num, const struct config *cfg)
 {
@@ -361,15 +375,7 @@ NFQ_Open(uint16_t num, const struct config *cfg)
 	}
 	return q;
 fail:
-	if (q->nl)
-		mnl_socket_close(q->nl);
-	if (q->tstamp_fd > 0)
-		close(q->tstamp_fd);
-	free(q->rbuf);
-	free(q->msgs);
-	free(q->sbuf);
-	free(q->pending);
-	free(q);
+	nfq_free(q);
 	return NULL;
 }
 
@@ -462,14 +468,7 @@ NFQ_Close(struct nfq *q)
 	nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_UNBIND);
 	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
 		log_warn("queue %u: unbind", q->num);
-	mnl_socket_close(q->nl);
-	if (q->tstamp_fd > 0)
-		close(q->tstamp_fd);
-	free(q->rbuf);
-	free(q->msgs);
-	free(q->sbuf);
-	free(q->pending);
-	free(q);
+	nfq_free(q);
 }
 
 void
