@@ -45,8 +45,9 @@ struct nfq {
 	uint16_t num;
 	uint32_t portid;
 	uint32_t seq;
-	char *rbuf;              /* batch receive buffers, rbuf_len bytes each */
-	size_t rbuf_len;
+	char *rbuf;              /* a batch's messages, packed one after the other */
+	size_t rbuf_len;         /* room one receive asks for */
+	size_t msg_max;          /* the most one packet message can take (copy range + attributes) */
 	uint32_t rslot;          /* buffer the next datagram goes to */
 	struct queued_pkt *msgs; /* packets of the current batch, before the engine sees them */
 	uint32_t nmsgs;
@@ -314,12 +315,14 @@ NFQ_Open(uint16_t num, const struct config *cfg)
 		return NULL;
 	q->num = num;
 	q->batch = cfg->batch;
-	q->rbuf_len = cfg->copy_range + NFQ_MSG_OVERHEAD;
+	q->msg_max = cfg->copy_range + NFQ_MSG_OVERHEAD;
+	q->rbuf_len = q->msg_max;
 	if (q->rbuf_len < (size_t)MNL_SOCKET_BUFFER_SIZE)
 		q->rbuf_len = (size_t)MNL_SOCKET_BUFFER_SIZE;
 	q->cap = q->batch + 64;
 	q->sbuf_len = (size_t)q->cap * 64 + (size_t)MNL_SOCKET_BUFFER_SIZE;
-	q->rbuf = malloc(q->rbuf_len * q->batch);
+	/* Messages are packed, so a batch touches a few dozen kilobytes, not batch x 8 KB. */
+	q->rbuf = malloc(q->msg_max * q->batch + q->rbuf_len);
 	q->msgs = calloc(q->batch, sizeof(*q->msgs));
 	q->sbuf = malloc(q->sbuf_len);
 	q->pending = calloc(q->cap, sizeof(*q->pending));
@@ -384,9 +387,11 @@ static uint32_t
 receive_batch(struct nfq *q, int fd)
 {
 	uint32_t got = 0;
+	size_t off = 0, room = q->msg_max * q->batch + q->rbuf_len;
 
-	while (got < q->batch) {
-		char *buf = q->rbuf + (size_t)got * q->rbuf_len;
+	/* Each receive needs rbuf_len bytes of room; messages are packed after each other. */
+	while (got < q->batch && off + q->rbuf_len <= room) {
+		char *buf = q->rbuf + off;
 		ssize_t n = recv(fd, buf, q->rbuf_len, MSG_DONTWAIT);
 
 		if (n < 0) {
@@ -404,6 +409,7 @@ receive_batch(struct nfq *q, int fd)
 		}
 		handle_datagram(q, buf, (size_t)n);
 		got++;
+		off += NLMSG_ALIGN((size_t)n);
 	}
 	if (q->nmsgs)
 		process_batch(q);
