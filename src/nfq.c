@@ -178,9 +178,10 @@ packet_cb(const struct nlmsghdr *nlh, void *data)
 
 		m->ts_real_ns = 0;
 		if (attr[NFQA_TIMESTAMP]) {
-			const struct nfqnl_msg_packet_timestamp *ts = mnl_attr_get_payload(attr[NFQA_TIMESTAMP]);
+			uint64_t ts[2];   /* sec, usec; netlink attributes are only 4-byte aligned */
 
-			m->ts_real_ns = be64toh(ts->sec) * 1000000000ULL + be64toh(ts->usec) * 1000ULL;
+			memcpy(ts, mnl_attr_get_payload(attr[NFQA_TIMESTAMP]), sizeof(ts));
+			m->ts_real_ns = be64toh(ts[0]) * 1000000000ULL + be64toh(ts[1]) * 1000ULL;
 			q->st.stamped++;
 		}
 		m->id = ntohl(ph->packet_id);
