@@ -3,6 +3,7 @@
  *   churn server  [-b ADDR] -p PORT[-LAST] [-T THREADS] [-P PROCESSES]
  *   churn client  -s SERVER -p PORT [-c CONCURRENCY] [-t SECONDS] [-B SRCADDR]... [--req N] [--resp N]
  *   churn latency -s SERVER -p PORT [-n ROUNDTRIPS] [-t SECONDS] [-B SRCADDR] [--req N] [--resp N]
+ *                 [--slice-ms MS]
  *   churn preload -s SERVER -p PORT[-LAST] -n CONNECTIONS [-c INFLIGHT] [-B SRCADDR]... [-P PROCESSES]
  *
  * client:  CONCURRENCY connections in parallel, each in a loop for SECONDS: connect, send a small
@@ -10,7 +11,9 @@
  *          the response), so the TIME_WAIT state lands on the server and the client never runs out
  *          of ports. Prints one line: "client conns=N seconds=T rate=R errors=E timeouts=O".
  * latency: one connection (TCP_NODELAY), request/response round trips, after a warm-up of 200.
- *          Prints "latency samples=N p50_us=.. p90_us=.. p99_us=.. max_us=..".
+ *          Prints "latency samples=N p50_us=.. p90_us=.. p99_us=.. max_us=.. p99_slice_median_us=..
+ *          slices=K slice_ms=MS": the last is the median of the p99 of each MS-long slice of the
+ *          run (500 ms by default), which one stall of a busy machine does not move.
  * preload: opens CONNECTIONS connections (spread over the ports and source addresses), does one
  *          request/response on each, keeps them all open and idle, prints
  *          "preload open=N errors=E seconds=T", then sleeps until SIGTERM/SIGINT. With -P, that
@@ -24,7 +27,9 @@
  * connection), 0, request length (16 bits, big endian), response length (16 bits).
  * Multiple -B give the client several source addresses (one host pair each, for
  * --queue-balance); the kernel picks the port at connect time (IP_BIND_ADDRESS_NO_PORT). */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* accept4 */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -56,7 +61,7 @@ struct opts {
 	const char *server;
 	const char *bind;
 	uint16_t port, port_last;
-	unsigned conc, threads, procs;
+	unsigned conc, threads, procs, slice_ms;
 	double seconds;
 	unsigned long count, extra;
 	unsigned proc_index;
@@ -363,6 +368,13 @@ run_server(const struct opts *o)
 	server_thread(&srv[0]);
 	for (unsigned t = 1; t < o->threads; t++)
 		pthread_join(th[t], NULL);
+	for (unsigned t = 0; t < o->threads; t++) {
+		for (unsigned i = 0; i < srv[t].nl; i++)
+			close(srv[t].lfd[i]);
+		close(srv[t].ep);
+	}
+	free(conns);
+	free(srv);
 	return 0;
 }
 
@@ -571,7 +583,10 @@ run_client(const struct opts *o)
 		printf("client conns=%lu seconds=%.3f rate=%.1f errors=%lu timeouts=%lu concurrency=%u sources=%u\n",
 		       cl.done, secs, (double)cl.done / secs, cl.errors, cl.timeouts, cl.n,
 		       o->nsrc ? o->nsrc : 1);
+		fflush(stdout);
 	}
+	close(cl.ep);
+	free(cl.c);
 	return 0;
 }
 
@@ -635,6 +650,8 @@ run_preload(const struct opts *o)
 	for (unsigned i = 0; i < cl.n; i++)
 		if (cl.c[i].fd >= 0)
 			close(cl.c[i].fd);
+	close(cl.ep);
+	free(cl.c);
 	return 0;
 }
 
@@ -711,7 +728,11 @@ run_latency(const struct opts *o)
 	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(o->port) };
 	uint8_t req[MAX_MSG], resp[MAX_MSG];
 	unsigned long max = o->count ? o->count : 10000000UL, n = 0;
-	uint64_t *lat = malloc(max * sizeof(*lat)), t_end;
+	uint64_t *lat = malloc(max * sizeof(*lat)), t_end, slice_ns = (uint64_t)o->slice_ms * 1000000ULL;
+	unsigned long bounds[4096];   /* first sample of each time slice */
+	double p99s[4096];
+	unsigned nb = 0, np = 0;
+	uint64_t slice_end;
 	struct timeval tv = { .tv_sec = 2, .tv_usec = 0 };
 	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -733,9 +754,15 @@ run_latency(const struct opts *o)
 		if (send(fd, req, o->req, MSG_NOSIGNAL) != (ssize_t)o->req || read_full(fd, resp, o->resp) < 0)
 			die("warm-up round trip");
 	t_end = now_ns() + (uint64_t)(o->seconds * 1e9);
+	slice_end = now_ns() + slice_ns;
+	bounds[nb++] = 0;
 	while (!got_stop && n < max && (o->count || now_ns() < t_end)) {
 		uint64_t t = now_ns();
 
+		if (t >= slice_end && nb < 4095) {
+			bounds[nb++] = n;
+			slice_end = t + slice_ns;
+		}
 		if (send(fd, req, o->req, MSG_NOSIGNAL) != (ssize_t)o->req || read_full(fd, resp, o->resp) < 0)
 			die("round trip");
 		lat[n++] = now_ns() - t;
@@ -745,10 +772,35 @@ run_latency(const struct opts *o)
 		fprintf(stderr, "churn: no samples\n");
 		return 1;
 	}
+	/* p99 of each time slice (of at least 100 samples), then their median: one stall of the
+	 * machine spoils one slice instead of the whole run's p99. */
+	bounds[nb] = n;
+	for (unsigned i = 0; i < nb; i++) {
+		unsigned long a = bounds[i], k = bounds[i + 1] - a;
+
+		if (k < 100)
+			continue;
+		qsort(lat + a, k, sizeof(*lat), cmp_u64);
+		p99s[np++] = (double)lat[a + k * 99 / 100] / 1e3;
+	}
 	qsort(lat, n, sizeof(*lat), cmp_u64);
-	printf("latency samples=%lu p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f\n", n,
+	printf("latency samples=%lu p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f", n,
 	       (double)lat[n / 2] / 1e3, (double)lat[n * 90 / 100] / 1e3,
 	       (double)lat[n * 99 / 100] / 1e3, (double)lat[n - 1] / 1e3);
+	if (np > 0) {
+		/* sort the slice p99s (few: insertion sort) */
+		for (unsigned i = 1; i < np; i++)
+			for (unsigned j = i; j > 0 && p99s[j - 1] > p99s[j]; j--) {
+				double x = p99s[j];
+
+				p99s[j] = p99s[j - 1];
+				p99s[j - 1] = x;
+			}
+		printf(" p99_slice_median_us=%.1f slices=%u slice_ms=%u",
+		       np % 2 ? p99s[np / 2] : (p99s[np / 2 - 1] + p99s[np / 2]) / 2, np, o->slice_ms);
+	}
+	printf("\n");
+	fflush(stdout);
 	free(lat);
 	return 0;
 }
@@ -761,14 +813,15 @@ usage(FILE *out)
 	fprintf(out,
 		"usage: churn server  [-b ADDR] -p PORT[-LAST] [-T THREADS] [-P PROCESSES]\n"
 		"       churn client  -s SERVER -p PORT[-LAST] [-c CONCURRENCY] [-t SECONDS] [-B SRCADDR]... [--req N] [--resp N]\n"
-		"       churn latency -s SERVER -p PORT [-n ROUNDTRIPS] [-t SECONDS] [-B SRCADDR] [--req N] [--resp N]\n"
+		"       churn latency -s SERVER -p PORT [-n ROUNDTRIPS] [-t SECONDS] [-B SRCADDR] [--req N] [--resp N] [--slice-ms MS]\n"
 		"       churn preload -s SERVER -p PORT[-LAST] -n CONNECTIONS [-c INFLIGHT] [-B SRCADDR]... [-P PROCESSES]\n");
 }
 
 int
 main(int argc, char **argv)
 {
-	struct opts o = { .conc = 32, .threads = 1, .procs = 1, .seconds = 5, .req = 64, .resp = 128 };
+	struct opts o = { .conc = 32, .threads = 1, .procs = 1, .slice_ms = 500, .seconds = 5, .req = 64,
+			  .resp = 128 };
 	struct sigaction sa;
 	const char *mode;
 	unsigned long share, extra;
@@ -806,6 +859,8 @@ main(int argc, char **argv)
 			o.conc = (unsigned)strtoul(v, NULL, 10);
 		} else if (strcmp(a, "-P") == 0) {
 			o.procs = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(a, "--slice-ms") == 0) {
+			o.slice_ms = (unsigned)strtoul(v, NULL, 10);
 		} else if (strcmp(a, "-T") == 0) {
 			o.threads = (unsigned)strtoul(v, NULL, 10);
 		} else if (strcmp(a, "-t") == 0) {
@@ -828,7 +883,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (o.port == 0 || o.conc == 0 || o.threads == 0 || o.threads > 64 || o.procs == 0 ||
-	    o.procs > 64 || o.seconds <= 0 ||
+	    o.procs > 64 || o.seconds <= 0 || o.slice_ms == 0 ||
 	    o.req < HDR_LEN || o.req > MAX_MSG || o.resp < 1 || o.resp > MAX_MSG) {
 		usage(stderr);
 		return 2;

@@ -2,7 +2,7 @@
 # bench/run.sh: rstguard's network benchmark suite (see bench/README.md). Run as root:
 #
 #   bench/run.sh [-r REPS] [-t SECONDS] [--rows "..."] [--workloads "..."] [--preload N]
-#                [--no-multiqueue] [--no-engine] [-o FILE.md] [--keep]
+#                [--no-paired] [--no-multiqueue] [--no-engine] [-o FILE.md] [--keep]
 #
 # Builds three namespaces (client - gw - server, veth, addresses from 198.18.0.0/15 only), puts an
 # NFQUEUE rule in gw's raw PREROUTING and, in the same run, measures each configuration:
@@ -19,15 +19,19 @@
 #   small         iperf3 -M 536 -l 536, offloads off: small segments
 #   churn         bench/churn client: CONC parallel connect/request/response/close loops, conn/s
 #   latency       bench/churn latency: one connection, request/response round trips, p50/p99 us
-# then the multi-queue comparison (rstguard enforce, 1 queue vs queue.count = 2 with
-# --queue-balance 0:1, 4 client addresses = 4 host pairs) and bench/engine_bench.
+# then, per repetition, paired runs for the targets (rstguard and the batched accept-all consumer on
+# two queues at once, the rule switched between them before each run: see paired()), the
+# multi-queue comparison (rstguard enforce, 1 queue vs queue.count = 2 with --queue-balance 0:1,
+# 4 host pairs), and at the end bench/engine_bench.
 # Every configuration runs once per repetition (interleaved, so drift hits them all alike); the
 # tables show medians of REPS runs. Everything lives in namespaces deleted on exit (trap); the root
 # namespace's links, routes and firewall are never touched. Every step is bounded in time.
 #
 # Environment: RSTGUARD (default ./src/rstguard of the build), RG_BUILDDIR, NFQ_ACCEPT, CHURN,
 # ENGINE_BENCH (built programs; nfq_accept and churn are compiled into the temp dir when missing),
-# CONC (32), LAT_SECONDS (3), PRELOAD_PROCS (8).
+# CONC (32), LAT_SECONDS (3), PAIR_WORKLOADS ("bulk1 mtu churn"), LAB_PAIRS (4), PRELOAD_PROCS (8),
+# PRELOAD_INFLIGHT (50 handshakes per process: more overflows the 4096-packet queue, and
+# fail-open then lets handshakes past the daemon unseen).
 set -u
 export LC_ALL=C
 
@@ -45,9 +49,11 @@ LAT_DUR=${LAT_SECONDS:-3}
 CONC=${CONC:-32}
 PRELOAD=100000
 PRELOAD_PROCS=${PRELOAD_PROCS:-8}
+PRELOAD_INFLIGHT=${PRELOAD_INFLIGHT:-50}
 ROWS="noq accept-pp accept-batch detect enforce idle"
 WORKLOADS="bulk1 bulk4 mtu small churn latency"
 MULTIQUEUE=1
+PAIRED=1
 ENGINE=1
 KEEP=0
 OUT=""
@@ -64,6 +70,7 @@ while [ $# -gt 0 ]; do
 	--workloads) WORKLOADS=$2; shift ;;
 	--preload) PRELOAD=$2; shift ;;
 	--no-multiqueue) MULTIQUEUE=0 ;;
+	--no-paired) PAIRED=0 ;;
 	--no-engine) ENGINE=0 ;;
 	-o | --output) OUT=$2; shift ;;
 	--keep) KEEP=1 ;;
@@ -95,6 +102,11 @@ NC=${P}c
 NG=${P}gw
 NS=${P}s
 CLIENT_ADDRS=(198.18.1.2 198.18.1.3 198.18.1.4 198.18.1.5)
+CANDIDATE_ADDRS=()  # more client addresses, to find host pairs that --queue-balance splits 2/2
+for ((i = 2; i <= 33; i++)); do CANDIDATE_ADDRS+=("198.18.1.$i"); done
+ADDRS=("${CLIENT_ADDRS[@]}")   # the source addresses the workloads use
+MQ_ADDRS=()
+MQ_NOTE=""
 GW_C=198.18.1.1
 GW_S=198.18.3.1
 SERVER=198.18.3.2
@@ -111,6 +123,7 @@ CONS_QUEUES=1
 PRELOAD_PID=""
 PRELOAD_SRV_PID=""
 PRELOAD_OPEN=""
+PRELOAD_BYPASS=""
 IDLE_FLOWS=""
 KEEPALIVE_NOTE=""
 
@@ -188,6 +201,9 @@ prepare_programs() {
 	# A private copy of the daemon: a rebuild during the run must not change what is measured.
 	cp "$RSTGUARD" "$TMP/rstguard" || exit 1
 	RG_BIN=$TMP/rstguard
+	if [ "$ENGINE" = 1 ] && [ -x "$ENGINE_BENCH" ]; then
+		cp "$ENGINE_BENCH" "$TMP/engine_bench" && ENGINE_BENCH=$TMP/engine_bench
+	fi
 	if [ ! -x "$NFQ_ACCEPT" ]; then
 		log "compiling bench/nfq_accept.c (not built in $BUILDDIR)"
 		${CC:-cc} $CFLAGS_BENCH -o "$TMP/nfq_accept" "$SRCDIR/bench/nfq_accept.c" -lmnl -lnetfilter_queue || exit 1
@@ -233,7 +249,7 @@ net_up() {
 	# veths are born inside the namespaces, never in the root namespace.
 	timeout 5 ip -n "$NC" link add eth0 type veth peer name c0 netns "$NG" || return 1
 	timeout 5 ip -n "$NG" link add s0 type veth peer name eth0 netns "$NS" || return 1
-	for a in "${CLIENT_ADDRS[@]}"; do
+	for a in "${CANDIDATE_ADDRS[@]}"; do
 		timeout 5 ip -n "$NC" addr add "$a/24" dev eth0 || return 1
 	done
 	timeout 5 ip -n "$NG" addr add "$GW_C/24" dev c0 || return 1
@@ -334,15 +350,16 @@ CLK_TCK=$(getconf CLK_TCK)
 # Packets the consumer has handled so far: SIGUSR1 makes both nfq_accept and rstguard log their
 # counters on stderr; wait (bounded) for the new line.
 consumer_seen() {
-	local pat before i
+	local pat done_pat before i
 	case $CONS_KIND in
-	accept*) pat='^nfq_accept: packets [0-9]+ ' ;;
-	*) pat='rstguard: info: packets [0-9]+: tcp' ;;
+	accept*) pat='^nfq_accept: packets [0-9]+ ' done_pat=$pat ;;
+	# rstguard logs several lines; "events:" is the last of them
+	*) pat='rstguard: info: packets [0-9]+: tcp' done_pat='rstguard: info: events: written' ;;
 	esac
-	before=$(grep -c -E "$pat" "$CONS_LOG")
+	before=$(grep -c -E "$done_pat" "$CONS_LOG")
 	kill -USR1 "$CONS_PID" 2>/dev/null || { echo ""; return; }
 	for i in $(seq 1 40); do
-		[ "$(grep -c -E "$pat" "$CONS_LOG")" -gt "$before" ] && break
+		[ "$(grep -c -E "$done_pat" "$CONS_LOG")" -gt "$before" ] && break
 		sleep 0.05
 	done
 	grep -E "$pat" "$CONS_LOG" | tail -n 1 | sed -E 's/.*packets ([0-9]+).*/\1/'
@@ -389,13 +406,15 @@ consumer_stop() {
 # The 100k idle connections of the "idle" configuration: a server with several processes (one
 # process may hold only RLIMIT_NOFILE descriptors) and as many preload client processes.
 preload_up() {
-	local i n src=()
+	local i n s_seen s_rule e_seen e_rule src=()
 	for i in "${CLIENT_ADDRS[@]}"; do src+=(-B "$i"); done
 	ip netns exec "$NS" "$CHURN" server -p 9001-9004 -P "$PRELOAD_PROCS" >"$TMP/preload-server.log" 2>&1 </dev/null &
 	PRELOAD_SRV_PID=$!
 	for i in 9001 9002 9003 9004; do wait_listen "$i" || return 1; done
 	: >"$TMP/preload.out"
-	ip netns exec "$NC" "$CHURN" preload -s "$SERVER" -p 9001-9004 -n "$PRELOAD" -c 1000 \
+	s_seen=$(consumer_seen)
+	s_rule=$(rule_pkts)
+	ip netns exec "$NC" "$CHURN" preload -s "$SERVER" -p 9001-9004 -n "$PRELOAD" -c "$PRELOAD_INFLIGHT" \
 		-P "$PRELOAD_PROCS" "${src[@]}" >"$TMP/preload.out" 2>&1 </dev/null &
 	PRELOAD_PID=$!
 	for i in $(seq 1 1800); do   # up to 180 s
@@ -405,10 +424,14 @@ preload_up() {
 		sleep 0.1
 	done
 	PRELOAD_OPEN=$(awk -F'[= ]' '/^preload open=/ {s += $3} END {print s + 0}' "$TMP/preload.out")
-	# How many flows the daemon tracks now (SIGUSR1 logs "flows: ... active N of M").
-	consumer_seen >/dev/null
+	sleep 1
+	# How many flows the daemon tracks now (SIGUSR1 logs "flows: ... active N of M"), and whether
+	# every packet of the preload reached it.
+	e_rule=$(rule_pkts)
+	e_seen=$(consumer_seen)
 	IDLE_FLOWS=$(grep -E 'rstguard: info: flows:' "$CONS_LOG" | tail -n 1 | sed -E 's/.*active ([0-9]+) of.*/\1/')
-	log "preload: $PRELOAD_OPEN connections open, daemon tracks ${IDLE_FLOWS:-?} flows"
+	PRELOAD_BYPASS=$(( (e_rule - s_rule) - (e_seen - s_seen) ))
+	log "preload: $PRELOAD_OPEN connections open, daemon tracks ${IDLE_FLOWS:-?} flows, $PRELOAD_BYPASS of $((e_rule - s_rule)) preload packets bypassed it"
 }
 
 preload_down() {
@@ -440,7 +463,7 @@ run_iperf() {
 	shift
 	for ((i = 0; i < n; i++)); do
 		timeout $((DUR + 20)) ip netns exec "$NC" iperf3 -c "$SERVER" -p $((5201 + i)) \
-			-B "${CLIENT_ADDRS[$i]}" -t "$DUR" --connect-timeout 3000 -J "$@" \
+			-B "${ADDRS[$i]}" -t "$DUR" --connect-timeout 3000 -J "$@" \
 			>"$TMP/iperf-$i.json" 2>"$TMP/iperf-$i.err" </dev/null &
 		pids+=($!)
 		files+=("$TMP/iperf-$i.json")
@@ -453,7 +476,7 @@ run_iperf() {
 
 run_churn() {
 	local nsrc=$1 src=() i out
-	for ((i = 0; i < nsrc; i++)); do src+=(-B "${CLIENT_ADDRS[$i]}"); done
+	for ((i = 0; i < nsrc; i++)); do src+=(-B "${ADDRS[$i]}"); done
 	out=$(timeout $((DUR + 20)) ip netns exec "$NC" "$CHURN" client -s "$SERVER" -p 9000 -c "$CONC" \
 		-t "$DUR" "${src[@]}" 2>&1 </dev/null)
 	VAL=$(sed -n -E 's/.* rate=([0-9.]+) .*/\1/p' <<<"$out")
@@ -465,10 +488,11 @@ run_churn() {
 run_latency() {
 	local out
 	out=$(timeout $((LAT_DUR + 20)) ip netns exec "$NC" "$CHURN" latency -s "$SERVER" -p 9000 \
-		-t "$LAT_DUR" 2>&1 </dev/null)
+		-B "${ADDRS[0]}" -t "$LAT_DUR" 2>&1 </dev/null)
 	VAL=$(sed -n -E 's/.* p50_us=([0-9.]+) .*/\1/p' <<<"$out")
-	VAL2=$(sed -n -E 's/.* p99_us=([0-9.]+) .*/\1/p' <<<"$out")
-	[ -n "$VAL" ] || { VAL=nan; VAL2=nan; NOTE="latency failed: $out"; }
+	VAL2=$(sed -n -E 's/.* p99_slice_median_us=([0-9.]+) .*/\1/p' <<<"$out")
+	VAL3=$(sed -n -E 's/.* p99_us=([0-9.]+) .*/\1/p' <<<"$out")
+	[ -n "$VAL" ] && [ -n "$VAL2" ] || { VAL=nan; VAL2=nan; NOTE="latency failed: $out"; }
 }
 
 run_workload() {
@@ -490,7 +514,7 @@ measure() {
 	local section=$1 cfg=$2 wl=$3 rep=$4
 	local s_seen s_rule s_cpu e_seen e_rule e_cpu i seen rule queued qd ud bypass cpu_us rss per t0 t1 secs
 	local -a sq eq
-	VAL=nan VAL2="" NOTE=""
+	VAL=nan VAL2="" VAL3="" NOTE=""
 	if [ -n "$CONS_PID" ] && ! alive "$CONS_PID"; then
 		NOTE="consumer died before this run"
 	fi
@@ -531,10 +555,117 @@ measure() {
 		fi
 	fi
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-		"$section" "$cfg" "$wl" "$rep" "$VAL" "${VAL2:-}" "$cpu_us" "$seen" "$queued" "$rule" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+		"$section" "$cfg" "$wl" "$rep" "$VAL" "${VAL2:-}" "${VAL3:-}" "$cpu_us" "$seen" "$queued" "$rule" \
 		"$qd" "$ud" "$bypass" "$rss" "$per" "$secs" "$NOTE" >>"$RUNS"
 	log "  $cfg $wl: ${VAL}${VAL2:+ / $VAL2}${cpu_us:+, $cpu_us us/pkt}${seen:+, $seen pkts}${qd:+, drops $qd/$ud}${bypass:+, bypass $bypass}${per:+, per queue $per}${NOTE:+ [$NOTE]}"
+}
+
+# ----------------------------------------------------------------------------------------------
+# multi-queue: --queue-balance hashes the address pair with a seed fixed at boot, so 4 given host
+# pairs may all land in one queue. Find client addresses that two accept-all consumers (queues 0
+# and 1) see on each queue, and use 2 + 2 of them.
+
+calibrate_mq() {
+	local a q0=() q1=() pids=() before after
+	MQ_ADDRS=("${CLIENT_ADDRS[@]}")
+	ip netns exec "$NG" "$NFQ_ACCEPT" --batched -q 0 2>>"$TMP/calibrate.log" >/dev/null </dev/null &
+	pids+=($!)
+	ip netns exec "$NG" "$NFQ_ACCEPT" --batched -q 1 2>>"$TMP/calibrate.log" >/dev/null </dev/null &
+	pids+=($!)
+	CONS_QUEUES=2
+	for a in $(seq 1 50); do queues_bound && break; sleep 0.1; done
+	if queues_bound && rule_add; then
+		for a in "${CANDIDATE_ADDRS[@]}"; do
+			before=$(queue_counters | awk '{print $4, $5}')
+			timeout 10 ip netns exec "$NC" "$CHURN" latency -s "$SERVER" -p 9000 -B "$a" -n 5 >/dev/null 2>&1
+			after=$(queue_counters | awk '{print $4, $5}')
+			case $(awk -v b="$before" -v a="$after" 'BEGIN {split(b, x); split(a, y);
+				print (y[1] > x[1] && y[2] == x[2]) ? 0 : (y[2] > x[2] && y[1] == x[1]) ? 1 : "?"}') in
+			0) [ ${#q0[@]} -lt 2 ] && q0+=("$a") ;;
+			1) [ ${#q1[@]} -lt 2 ] && q1+=("$a") ;;
+			esac
+			[ ${#q0[@]} -eq 2 ] && [ ${#q1[@]} -eq 2 ] && break
+		done
+	fi
+	rule_clear
+	for a in "${pids[@]}"; do stop_pid "$a" 50; done
+	CONS_QUEUES=1
+	if [ ${#q0[@]} -eq 2 ] && [ ${#q1[@]} -eq 2 ]; then
+		MQ_ADDRS=("${q0[@]}" "${q1[@]}")
+		MQ_NOTE="client addresses ${MQ_ADDRS[*]} (the first two hash to queue 0, the others to queue 1)"
+	else
+		MQ_NOTE="could not find host pairs for both queues; used ${MQ_ADDRS[*]} (the split is whatever the hash gives)"
+	fi
+	log "multi-queue: $MQ_NOTE"
+}
+
+# ----------------------------------------------------------------------------------------------
+# paired runs: the machine's noise moves a result more from one run to the next than the
+# differences sought (a bulk run by 30%, a p99 by hundreds of microseconds), and slow drifts (other
+# work on the machine) separate configurations measured minutes apart. So rstguard (queue 0) and
+# the batched accept-all consumer (queue 1) run side by side and the rule is switched between them
+# (iptables -R) before each run: each run is new connections, seen whole by one consumer. For each
+# target workload the two runs of a pair follow each other (rstguard first in odd repetitions,
+# accept-all first in even ones); the latency pairs are LAB_PAIRS 1-second runs. The report takes
+# the median of the per-pair ratios (differences for the p99).
+
+PAIR_WORKLOADS=${PAIR_WORKLOADS:-"bulk1 mtu churn"}
+LAB_PAIRS=${LAB_PAIRS:-4}
+
+# pair_run MODE REP PAIR SIDE WORKLOAD: switch the rule to SIDE's queue, run, record.
+pair_run() {
+	local mode=$1 rep=$2 i=$3 side=$4 wl=$5 q=1 out
+	[ "$side" = rg ] && q=0
+	gw iptables -w 5 -t raw -R PREROUTING 1 -p tcp -j NFQUEUE --queue-num "$q"
+	VAL=nan VAL2="" VAL3="" NOTE=""
+	if [ "$wl" = latency ]; then
+		offloads on
+		out=$(timeout 20 ip netns exec "$NC" "$CHURN" latency -s "$SERVER" -p 9000 \
+			-B "${CLIENT_ADDRS[0]}" -t 1 2>&1 </dev/null)
+		VAL=$(sed -n -E 's/.* p50_us=([0-9.]+) .*/\1/p' <<<"$out")
+		VAL2=$(sed -n -E 's/.* p99_us=([0-9.]+) .*/\1/p' <<<"$out")
+		[ -n "$VAL2" ] || { VAL=nan; VAL2=nan; NOTE="latency failed: $(tr '\n' ' ' <<<"$out")"; }
+	else
+		run_workload "$wl"
+	fi
+	printf 'pair\t%s\t%s\t%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t%s\t1\t%s\n' "$mode" "$wl" "$rep" \
+		"${VAL:-nan}" "${VAL2:-}" "$i:$side" "$NOTE" >>"$RUNS"
+}
+
+paired() {
+	local mode=$1 rep=$2 i wl acc order
+	log "[$rep/$REPS] paired runs: rstguard $mode (queue 0) vs nfq_accept --batched (queue 1)"
+	ADDRS=("${CLIENT_ADDRS[@]}")
+	CONS_KIND=pair CONS_LOG=$TMP/consumer-pair-$mode.log
+	ip netns exec "$NG" "$NFQ_ACCEPT" --batched -q 1 2>>"$CONS_LOG" >/dev/null </dev/null &
+	acc=$!
+	ip netns exec "$NG" "$RG_BIN" -q 0 -m "$mode" -e /dev/null 2>>"$CONS_LOG" >/dev/null </dev/null &
+	CONS_PID=$!
+	CONS_QUEUES=2
+	for i in $(seq 1 50); do queues_bound && break; sleep 0.1; done
+	if ! queues_bound || ! gw iptables -w 5 -t raw -A PREROUTING -p tcp -j NFQUEUE --queue-num 0; then
+		log "paired runs: the consumers did not start"
+	else
+		if [ $((rep % 2)) = 1 ]; then order="rg accept"; else order="accept rg"; fi
+		for wl in $PAIR_WORKLOADS; do
+			case " $WORKLOADS " in *" $wl "*) ;; *) continue ;; esac
+			for side in $order; do pair_run "$mode" "$rep" 1 "$side" "$wl"; done
+			log "  $wl: $(awk -F'\t' -v m="$mode" -v r="$rep" -v w="$wl" '$1 == "pair" && $2 == m && $4 == r && $3 == w {printf "%s %s; ", $16, $5}' "$RUNS")"
+		done
+		case " $WORKLOADS " in
+		*" latency "*)
+			for ((i = 1; i <= LAB_PAIRS; i++)); do
+				for side in $order; do pair_run "$mode" "$rep" "$i" "$side" latency; done
+			done
+			log "  latency p99: $(awk -F'\t' -v m="$mode" -v r="$rep" '$1 == "pair" && $2 == m && $4 == r && $3 == "latency" {printf "%s %s; ", $16, $6}' "$RUNS")" ;;
+		esac
+	fi
+	rule_clear
+	stop_pid "$CONS_PID" 100
+	stop_pid "$acc" 50
+	CONS_PID=""
+	CONS_QUEUES=1
 }
 
 # ----------------------------------------------------------------------------------------------
@@ -579,9 +710,10 @@ run_config() {
 	local section=$1 cfg=$2 rep=$3 wl
 	shift 3
 	log "[$rep/$REPS] $section: $cfg"
+	if [ "$section" = multiqueue ]; then ADDRS=("${MQ_ADDRS[@]}"); else ADDRS=("${CLIENT_ADDRS[@]}"); fi
 	if ! start_config "$cfg"; then
 		for wl in "$@"; do
-			printf '%s\t%s\t%s\t%s\tnan\t\t\t\t\t\t\t\t\t\t\t0\t%s\n' "$section" "$cfg" "$wl" "$rep" \
+			printf '%s\t%s\t%s\t%s\tnan\t\t\t\t\t\t\t\t\t\t\t\t0\t%s\n' "$section" "$cfg" "$wl" "$rep" \
 				"configuration did not start" >>"$RUNS"
 		done
 		stop_config "$cfg"
@@ -602,7 +734,7 @@ import math, statistics, sys
 
 runs_f, facts_f, engine_f, out_f = sys.argv[1:5]
 facts = dict(l.rstrip("\n").split("=", 1) for l in open(facts_f) if "=" in l)
-COLS = ["section", "cfg", "wl", "rep", "val", "val2", "cpu", "seen", "queued", "rule",
+COLS = ["section", "cfg", "wl", "rep", "val", "val2", "val3", "cpu", "seen", "queued", "rule",
         "qd", "ud", "bypass", "rss", "per", "secs", "note"]
 runs = []
 for line in open(runs_f):
@@ -669,11 +801,13 @@ o.append(f"Machine: {facts.get('host_cpus')} CPUs ({facts.get('cpu')}), {facts.g
 o.append(f"Medians of {reps} runs per cell (min-max in brackets), {facts.get('duration')} s per throughput/churn "
          f"run, {facts.get('lat_duration')} s of latency round trips, churn with {facts.get('conc')} parallel "
          f"connections. Load average {facts.get('load_start')} at start, {facts.get('load_end')} at the end; "
+         f"CPU busy with other work while the suite was idle, before each repetition: {facts.get('busy')}; "
          f"network part {facts.get('net_seconds')} s. Veth offload defaults: {facts.get('offloads_default')}.")
 if any(r["cfg"] == "idle" for r in runs):
     o.append(f"Row 5: {facts.get('preload_open') or '?'} of {facts.get('preload')} idle connections opened through "
-             f"the daemon before its workloads, {facts.get('idle_flows') or '?'} flows in its table; "
-             f"{facts.get('keepalive')}.")
+             f"the daemon before its workloads ({facts.get('preload_inflight')} handshakes in flight; "
+             f"{facts.get('preload_bypass') or '?'} of their packets bypassed the daemon), "
+             f"{facts.get('idle_flows') or '?'} flows in its table (last repetition); {facts.get('keepalive')}.")
 o.append("")
 o.append("Columns: result = iperf3 received throughput (Gbit/s), churn connections/s, or latency p50 (us); "
          "x noq / x 2b = ratio of the medians to row 1 / row 2b in the same run; us/pkt = consumer CPU "
@@ -718,10 +852,12 @@ o.append("")
 lat = {}
 if "latency" in main_wl:
     o.append("Latency (one connection, 64-byte requests, 128-byte answers, TCP_NODELAY; each round trip "
-             "crosses the queue twice):")
+             "crosses the queue twice). p99 = the median over 500 ms slices of each slice's p99 (a stall of "
+             "the machine spoils one slice, not the run), then the median over the runs; whole-run p99 for "
+             "comparison:")
     o.append("")
-    o.append("| configuration | p50 us | p99 us | p99 min-max | p99 added vs 2b | p99 added vs no queue |")
-    o.append("|---|---:|---:|---:|---:|---:|")
+    o.append("| configuration | p50 us | p99 us | p99 min-max | p99 added vs 2b | p99 added vs no queue | whole-run p99 us |")
+    o.append("|---|---:|---:|---:|---:|---:|---:|")
     p99b = med("main", "accept-batch", "latency", "val2")
     p990 = med("main", "noq", "latency", "val2")
     for c in order_cfg:
@@ -736,17 +872,63 @@ if "latency" in main_wl:
         o.append(f"| {CFG[c]} | {fmt(p50, 1)} | {fmt(p99, 1)} | "
                  f"{fmt(mm[0], 1) + '-' + fmt(mm[1], 1) if mm else 'n/a'} | "
                  f"{'+' if ab is not None and ab >= 0 else ''}{fmt(ab, 1)} | "
-                 f"{'+' if a0 is not None and a0 >= 0 else ''}{fmt(a0, 1)} |")
+                 f"{'+' if a0 is not None and a0 >= 0 else ''}{fmt(a0, 1)} | "
+                 f"{fmt(med('main', c, 'latency', 'val3'), 1)} |")
+    o.append("")
+
+# paired runs
+pair_rows = [r for r in runs if r["section"] == "pair"]
+paired_ratio, lab = {}, {}
+def pairs_of(m, w, key):
+    d = {}
+    for r in pair_rows:
+        if r["cfg"] == m and r["wl"] == w and ":" in r["per"]:
+            i, side = r["per"].split(":", 1)
+            d.setdefault((r["rep"], i), {})[side] = num(r[key])
+    return [(p["rg"], p["accept"]) for p in d.values()
+            if p.get("rg") is not None and p.get("accept") is not None]
+if pair_rows:
+    o.append("Paired runs (the targets' measurement): rstguard on queue 0 and nfq_accept --batched on queue 1 "
+             "run side by side, and the rule is switched between them before each run, so the two runs of a "
+             "pair are seconds apart under the same conditions (rstguard first in odd repetitions, accept-all "
+             "first in even ones). Ratio = median of the per-pair ratios rstguard / accept-all; for latency, "
+             "1-second runs and the median of the per-pair p99 differences.")
+    o.append("")
+    o.append("| workload | rstguard mode | pairs | rstguard (median) | accept-all (median) | ratio or p99 added (median of pairs) | per-pair min-max |")
+    o.append("|---|---|---:|---:|---:|---:|---:|")
+    for w in ["bulk1", "bulk4", "mtu", "small", "churn", "latency"]:
+        for m in ["detect", "enforce"]:
+            key = "val2" if w == "latency" else "val"
+            ps = pairs_of(m, w, key)
+            if not ps:
+                continue
+            d = WL[w][2]
+            rgm = statistics.median([a for a, b in ps])
+            acm = statistics.median([b for a, b in ps])
+            if w == "latency":
+                diffs = [a - b for a, b in ps]
+                v = statistics.median(diffs)
+                lab[m] = v
+                o.append(f"| latency p99 (us) | {m} | {len(ps)} | {fmt(rgm, 1)} | {fmt(acm, 1)} | "
+                         f"{'+' if v >= 0 else ''}{fmt(v, 1)} us | {fmt(min(diffs), 1)} to {fmt(max(diffs), 1)} |")
+            else:
+                ratios = [a / b for a, b in ps if b]
+                v = statistics.median(ratios) if ratios else None
+                paired_ratio[(m, w)] = v
+                o.append(f"| {WL[w][0]} ({WL[w][1]}) | {m} | {len(ps)} | {fmt(rgm, d)} | {fmt(acm, d)} | "
+                         f"{fmt(v)} | {fmt(min(ratios)) + '-' + fmt(max(ratios)) if ratios else 'n/a'} |")
     o.append("")
 
 # multi-queue
 mq = [r for r in runs if r["section"] == "multiqueue"]
 if mq:
     o.append("Multi-queue: rstguard enforce with queue.count = 2 and --queue-balance 0:1 against one queue, "
-             "4 client addresses (4 host pairs: 4 iperf3 clients, or churn spreading its connections over "
-             "them). --queue-balance hashes the address pair, so the split between the queues depends on the "
-             "hash (per-queue packets shown). The machine has " + str(facts.get("host_cpus")) +
-             " cores: the generators, the servers and the daemon threads all compete for them.")
+             "4 host pairs (4 iperf3 clients from 4 client addresses, or churn spreading its connections "
+             "over them; " + facts.get("mq_note", "") + "). --queue-balance hashes the address pair with a "
+             "seed fixed at boot, so the run picks addresses that split 2/2 (per-queue packets shown). The "
+             "machine has " + str(facts.get("host_cpus")) + " cores: the generators, the servers and the "
+             "daemon threads all compete for them, so this shows the overhead of a second queue more than "
+             "its gain.")
     o.append("")
     o.append("| workload | configuration | result | min-max | x noq | x 1 queue | us/pkt | packets per queue (median run) | drops q/u | bypass |")
     o.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -783,19 +965,26 @@ o.append("|---|---:|---|")
 def target(desc, measured, ok):
     o.append(f"| {desc} | {measured} | {'n/a' if ok is None else ('PASS' if ok else 'FAIL')} |")
 for w in ["bulk1", "bulk4", "mtu", "churn"]:
-    if w not in main_wl:
-        continue
     b = med("main", "accept-batch", w)
     for c, lim in [("detect", 0.95), ("enforce", 0.90)]:
         v = med("main", c, w)
         r = v / b if v is not None and b else None
-        target(f"{c} >= {lim:.2f} x batched accept-all, {WL[w][0]}", fmt(r), None if r is None else r >= lim)
-if "latency" in main_wl:
-    p99b = med("main", "accept-batch", "latency", "val2")
-    for c in ["detect", "enforce"]:
+        pr = paired_ratio.get((c, w))
+        if pr is not None:
+            target(f"{c} >= {lim:.2f} x batched accept-all, {WL[w][0]} (paired runs)",
+                   f"{fmt(pr)} (sequential: {fmt(r)})", pr >= lim)
+        elif r is not None:
+            target(f"{c} >= {lim:.2f} x batched accept-all, {WL[w][0]} (sequential runs)", fmt(r), r >= lim)
+for c in ["detect", "enforce"]:
+    if c in lab:
+        a = lab[c]
+        target(f"{c}: p99 latency added over batched accept-all < 50 us (paired runs)", f"{fmt(a, 1)} us",
+               None if a is None else a < 50)
+    elif "latency" in main_wl:
+        p99b = med("main", "accept-batch", "latency", "val2")
         p = lat.get(c)
         a = p - p99b if p is not None and p99b is not None else None
-        target(f"{c}: p99 latency added over batched accept-all < 50 us", f"{fmt(a, 1)} us",
+        target(f"{c}: p99 latency added over batched accept-all < 50 us (sequential runs)", f"{fmt(a, 1)} us",
                None if a is None else a < 50)
 for c in ["detect", "enforce", "idle", "mq-1q", "mq-2q"]:
     rs = [r for r in runs if r["cfg"] == c]
@@ -820,7 +1009,7 @@ for w in ["mtu4", "churn4"]:
         target(f"multi-queue: 2 queues / 1 queue, {WL[w][0]} (reported, no target)", fmt(v2 / v1), None)
 o.append("")
 
-eng = open(engine_f).read().strip()
+eng = open(engine_f).read().strip("\n")
 if eng:
     o.append("Engine benchmark (bench/engine_bench -f 10000 -f 1000000 -f 4000000; no kernel, the daemon's "
              "per-packet path only):")
@@ -843,15 +1032,36 @@ prepare_programs
 log "rstguard: $RSTGUARD ($($RG_BIN -V 2>/dev/null)), nfq_accept: $NFQ_ACCEPT, churn: $CHURN"
 net_up || { echo "run.sh: could not build the namespace network" >&2; exit 1; }
 servers_up || exit 1
+[ "$MULTIQUEUE" = 1 ] && calibrate_mq
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 T_START=$(date +%s)
 : >"$RUNS"
 
+# The CPU the rest of the machine uses while this suite is idle (other users' work competes with
+# the benchmark on the same cores): one second of /proc/stat, in percent of all CPUs.
+background_busy() {
+	local a b
+	a=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
+	sleep 1
+	b=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
+	awk -v a="$a" -v b="$b" 'BEGIN {split(a, x); split(b, y); t = (y[1] - x[1]) + (y[2] - x[2]);
+		printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0)}'
+}
+BUSY=""
+
 # shellcheck disable=SC2086 # word lists
 for ((rep = 1; rep <= REPS; rep++)); do
+	b=$(background_busy)
+	BUSY="$BUSY${BUSY:+, }$b%"
+	log "repetition $rep: load average $(cut -d' ' -f1-3 /proc/loadavg), background CPU busy $b% (while the suite is idle)"
 	for cfg in $ROWS; do
 		run_config main "$cfg" "$rep" $WORKLOADS
 	done
+	if [ "$PAIRED" = 1 ]; then
+		for m in detect enforce; do
+			case " $ROWS " in *" $m "*) paired "$m" "$rep" ;; esac
+		done
+	fi
 	if [ "$MULTIQUEUE" = 1 ]; then
 		for cfg in noq mq-1q mq-2q; do
 			run_config multiqueue "$cfg" "$rep" mtu4 churn4
@@ -890,9 +1100,13 @@ fi
 	echo "preload=$PRELOAD"
 	echo "preload_open=${PRELOAD_OPEN:-}"
 	echo "idle_flows=${IDLE_FLOWS:-}"
+	echo "preload_bypass=${PRELOAD_BYPASS:-}"
+	echo "preload_inflight=$((PRELOAD_INFLIGHT * PRELOAD_PROCS))"
+	echo "mq_note=$MQ_NOTE"
 	echo "keepalive=${KEEPALIVE_NOTE:-}"
 	echo "load_start=$LOAD_START"
 	echo "load_end=$LOAD_END"
+	echo "busy=$BUSY"
 	echo "net_seconds=$T_NET"
 	echo "offloads_default=${OFFLOAD_DEFAULT["$NG c0"]}"
 } >"$TMP/facts.txt"

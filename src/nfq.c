@@ -443,12 +443,13 @@ NFQ_Run(struct nfq *q, struct engine *eng, atomic_int *stop,
 		if (ready > 0) {
 			if (receive_batch(q, fd) > 0)
 				q->st.batches++;
+			send_verdicts(q);   /* the batch's packets go on before any housekeeping */
 		} else if (ready < 0 && errno != EINTR && q->st.recv_errors++ == 0) {
 			log_warn("queue %u: poll", q->num);
 		}
 		ENG_SetTime(eng, &now);
 		ENG_Tick(eng);
-		send_verdicts(q);
+		send_verdicts(q);   /* held packets whose wait ended in the tick */
 	}
 	/* Give a verdict to everything already delivered to us before unbinding: the kernel drops
 	 * whatever is still queued when the queue goes away. */
