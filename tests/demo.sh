@@ -1,6 +1,6 @@
 #!/bin/bash
 # demo.sh: see rstguard work in under a minute, from a fresh clone, as root:
-#     sudo tests/demo.sh
+#     tests/demo.sh   (as root)
 # It installs what is missing (tests/install-deps.sh), builds rstguard in the source tree if it
 # is missing or older than its sources, builds a throw-away test network of four network
 # namespaces (client - gw - router - server, tests/lib/netns.sh), runs rstguard on the gateway in
