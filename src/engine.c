@@ -1008,6 +1008,19 @@ ENG_SetTime(struct engine *e, const struct engine_time *now)
 	e->now_us = (uint32_t)(rel / 1000ULL);
 }
 
+/* Does flow idx (record f) still have a RST awaiting judgement? */
+static int
+flow_has_pending(const struct engine *e, uint32_t idx, const struct flow *f)
+{
+	for (uint32_t k = 0; k < e->holds.cap; k++) {
+		const struct pending_rst *pr = &e->holds.slots[k];
+
+		if (pr->in_use && pr->flow_idx == idx && pr->flow_start_cs == f->first_seen_cs)
+			return 1;
+	}
+	return 0;
+}
+
 /* Judge the pending RSTs whose wait is over. */
 static void
 pending_due(struct engine *e)
@@ -1023,14 +1036,8 @@ pending_due(struct engine *e)
 			f = NULL;  /* cannot happen: a flow's end judges its RSTs first */
 		conclude(e, f, pr);
 		HOLD_Remove(&e->holds, pr);
-		if (f) {
-			int left = 0;
-
-			for (uint32_t k = 0; k < e->holds.cap && !left; k++)
-				left = e->holds.slots[k].in_use && e->holds.slots[k].flow_idx == pr->flow_idx;
-			if (!left)
-				f->flags &= (uint8_t)~FL_PENDING;
-		}
+		if (f && !flow_has_pending(e, pr->flow_idx, f))
+			f->flags &= (uint8_t)~FL_PENDING;
 	}
 }
 

@@ -176,11 +176,7 @@ write_all(const char *p, size_t n)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN) {
-				/* stdout that is a non-blocking pipe: give up on this chunk */
-				return -1;
-			}
-			return -1;
+			return -1;   /* including EAGAIN (a non-blocking stdout): the chunk is lost, counted */
 		}
 		p += w;
 		n -= (size_t)w;
