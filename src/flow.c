@@ -1,9 +1,11 @@
 /* The flow table. Records are preallocated in one array and recycled through a free list; the
  * index is an open-addressing array of 8-byte slots {low 32 bits of the hash, record index + 1}
  * with linear probing at a load factor of at most 0.7 and backward-shift deletion, so lookups
- * touch one or two cache lines and no tombstones build up. The hash is SipHash-1-3 under a
- * random key over the endpoints in canonical order, so both directions meet in one record and
- * crafted addresses cannot be aimed at one bucket. */
+ * touch one or two cache lines and no tombstones build up. The index has exactly the slots that
+ * load factor needs: a hash is mapped to its slot by multiplication rather than by a power-of-two
+ * mask, which could nearly double the index. The hash is SipHash-1-3 under a random key over the
+ * endpoints in canonical order, so both directions meet in one record and crafted addresses
+ * cannot be aimed at one bucket. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -15,7 +17,7 @@
 struct flow_table {
 	struct flow *flows;
 	uint64_t *slots;        /* 0 = empty; else (hash32 << 32) | (index + 1) */
-	uint32_t mask;
+	uint32_t nslots;
 	uint32_t cap;
 	uint32_t count;
 	uint32_t free_head;
@@ -96,12 +98,10 @@ FLOW_CreateTable(uint32_t max_flows, const uint8_t seed[16])
 {
 	struct flow_table *t;
 	uint64_t want = (uint64_t)max_flows * 10 / 7 + 1;
-	uint32_t size = 16;
+	uint32_t size = want < 16 ? 16 : (uint32_t)want;
 
 	if (max_flows == 0 || max_flows > (1u << 28))
 		return NULL;
-	while (size < want)
-		size <<= 1;
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
@@ -111,7 +111,7 @@ FLOW_CreateTable(uint32_t max_flows, const uint8_t seed[16])
 		FLOW_DestroyTable(t);
 		return NULL;
 	}
-	t->mask = size - 1;
+	t->nslots = size;
 	t->cap = max_flows;
 	memcpy(t->key, seed, 16);
 	for (int i = 0; i < 16; i++)
@@ -139,6 +139,26 @@ same_family(const struct flow *f, const struct pkt *p)
 	return ((f->flags & FL_IPV6) != 0) == (p->family == AF_INET6);
 }
 
+/* The home slot of a hash: the hash scaled to [0, nslots) (Lemire's multiply-shift). */
+static inline uint32_t
+home_slot(const struct flow_table *t, uint32_t hash)
+{
+	return (uint32_t)(((uint64_t)hash * t->nslots) >> 32);
+}
+
+static inline uint32_t
+next_slot(const struct flow_table *t, uint32_t pos)
+{
+	return pos + 1 == t->nslots ? 0 : pos + 1;
+}
+
+/* Distance from slot a forward to slot b, around the end of the index. */
+static inline uint32_t
+slot_distance(const struct flow_table *t, uint32_t a, uint32_t b)
+{
+	return b >= a ? b - a : b + t->nslots - a;
+}
+
 uint32_t
 FLOW_Hash(const struct flow_table *t, const struct pkt *p)
 {
@@ -151,13 +171,13 @@ FLOW_Hash(const struct flow_table *t, const struct pkt *p)
 void
 FLOW_PrefetchSlot(const struct flow_table *t, uint32_t hash)
 {
-	__builtin_prefetch(&t->slots[hash & t->mask]);
+	__builtin_prefetch(&t->slots[home_slot(t, hash)]);
 }
 
 void
 FLOW_PrefetchRecord(const struct flow_table *t, uint32_t hash)
 {
-	uint64_t s = t->slots[hash & t->mask];
+	uint64_t s = t->slots[home_slot(t, hash)];
 
 	/* The first slot of the run is nearly always the one (load factor <= 0.7). */
 	if (s != 0 && (uint32_t)(s >> 32) == hash) {
@@ -182,7 +202,7 @@ FLOW_LookupHashed(struct flow_table *t, const struct pkt *p, uint32_t h, struct 
 	uint32_t pos;
 
 	ref->hash = h;
-	for (pos = h & t->mask;; pos = (pos + 1) & t->mask) {
+	for (pos = home_slot(t, h);; pos = next_slot(t, pos)) {
 		uint64_t s = t->slots[pos];
 		struct flow *f;
 		uint32_t idx;
@@ -235,7 +255,7 @@ FLOW_Insert(struct flow_table *t, const struct pkt *p, int client_is_src, struct
 		f->flags |= FL_IPV6;
 	f->timer_next = f->timer_prev = FLOW_NIL;
 
-	for (pos = ref->hash & t->mask; t->slots[pos] != 0; pos = (pos + 1) & t->mask)
+	for (pos = home_slot(t, ref->hash); t->slots[pos] != 0; pos = next_slot(t, pos))
 		probe++;
 	t->slots[pos] = ((uint64_t)ref->hash << 32) | (idx + 1);
 	if (probe > t->max_probe)
@@ -255,16 +275,16 @@ FLOW_Remove(struct flow_table *t, uint32_t index)
 
 	make_key(&k, f->cli, f->cport, f->srv, f->sport, (f->flags & FL_IPV6) ? AF_INET6 : AF_INET);
 	h = (uint32_t)SIP_Hash13(t->key, k.b, k.len);
-	for (pos = h & t->mask; (uint32_t)t->slots[pos] != index + 1; pos = (pos + 1) & t->mask) {
+	for (pos = home_slot(t, h); (uint32_t)t->slots[pos] != index + 1; pos = next_slot(t, pos)) {
 		if (t->slots[pos] == 0)
 			return;  /* not indexed: nothing to undo */
 	}
 	/* Backward-shift deletion: pull later members of the probe run into the hole when their
 	 * home slot does not lie between the hole and their current slot. */
-	for (next = (pos + 1) & t->mask; t->slots[next] != 0; next = (next + 1) & t->mask) {
-		uint32_t home = (uint32_t)(t->slots[next] >> 32) & t->mask;
+	for (next = next_slot(t, pos); t->slots[next] != 0; next = next_slot(t, next)) {
+		uint32_t home = home_slot(t, (uint32_t)(t->slots[next] >> 32));
 
-		if (((next - home) & t->mask) >= ((next - pos) & t->mask)) {
+		if (slot_distance(t, home, next) >= slot_distance(t, pos, next)) {
 			t->slots[pos] = t->slots[next];
 			pos = next;
 		}
@@ -297,7 +317,7 @@ FLOW_Capacity(const struct flow_table *t)
 size_t
 FLOW_MemoryBytes(const struct flow_table *t)
 {
-	return sizeof(*t) + (size_t)t->cap * sizeof(struct flow) + ((size_t)t->mask + 1) * sizeof(uint64_t);
+	return sizeof(*t) + (size_t)t->cap * sizeof(struct flow) + (size_t)t->nslots * sizeof(uint64_t);
 }
 
 static uint64_t

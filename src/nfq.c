@@ -1,5 +1,6 @@
-/* NFQUEUE transport. One socket per queue, one thread per socket. A receive batch blocks (in
- * poll) for the first message, drains up to queue.batch more without blocking, hands each packet
+/* NFQUEUE transport. One socket per queue, one thread per socket. A receive batch blocks in
+ * recv for the first message (in poll only while a held packet's judgement is due sooner than
+ * the receive timeout), drains up to queue.batch more without blocking, hands each packet
  * to the engine, and then sends all the batch's verdicts in one sendmsg, in packet order: one
  * NFQNL_MSG_VERDICT_BATCH when everything is accepted, individual verdicts otherwise. Every
  * packet message that carries an id gets a verdict, whatever its bytes. */
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -359,6 +361,17 @@ NFQ_Open(uint16_t num, const struct config *cfg)
 			log_warn("queue %u: receive buffer of %d bytes", num, sz);
 	}
 
+	{
+		/* The packet loop waits in recv; the timeout bounds how late it sees the stop flag
+		 * and the once-a-second housekeeping. */
+		struct timeval tv = { .tv_sec = 0, .tv_usec = POLL_MS * 1000 };
+
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+			log_warn("queue %u: receive timeout", num);
+			goto fail;
+		}
+	}
+
 	/* Bind and configure in one message: the kernel applies the command first, then the
 	 * parameters, so no packet is ever copied with the defaults. */
 	nlh = nfq_nlmsg_put(q->sbuf, NFQNL_MSG_CONFIG, num);
@@ -383,9 +396,10 @@ fail:
 	return NULL;
 }
 
-/* Receive up to one batch without blocking; returns the number of datagrams handled. */
+/* Receive up to one batch; the first receive waits (up to the socket's POLL_MS receive timeout)
+ * when wait_first is set, the others never do. Returns the number of datagrams handled. */
 static uint32_t
-receive_batch(struct nfq *q, int fd)
+receive_batch(struct nfq *q, int fd, int wait_first)
 {
 	uint32_t got = 0;
 	size_t off = 0, room = q->msg_max * q->batch + q->rbuf_len;
@@ -393,11 +407,14 @@ receive_batch(struct nfq *q, int fd)
 	/* Each receive needs rbuf_len bytes of room; messages are packed after each other. */
 	while (got < q->batch && off + q->rbuf_len <= room) {
 		char *buf = q->rbuf + off;
-		ssize_t n = recv(fd, buf, q->rbuf_len, MSG_DONTWAIT);
+		ssize_t n = recv(fd, buf, q->rbuf_len, got == 0 && wait_first ? 0 : MSG_DONTWAIT);
 
 		if (n < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR) {
+				if (got == 0 && wait_first)
+					break;   /* a signal: let the caller look at the stop flag */
 				continue;
+			}
 			if (errno == ENOBUFS) {
 				/* The kernel dropped (or, fail-open, accepted) packets it could not
 				 * queue to us. Count it and carry on: the socket is still good. */
@@ -412,6 +429,8 @@ receive_batch(struct nfq *q, int fd)
 		got++;
 		off += NLMSG_ALIGN((size_t)n);
 	}
+	if (got > 0)
+		NFQ_Now(&q->batch_now);   /* after the wait, not before it */
 	if (q->nmsgs)
 		process_batch(q);
 	return got;
@@ -429,7 +448,8 @@ NFQ_Run(struct nfq *q, struct engine *eng, atomic_int *stop,
 	while (!atomic_load_explicit(stop, memory_order_relaxed)) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		unsigned g = atomic_load_explicit(cfg_gen, memory_order_acquire);
-		int ready, due;
+		uint32_t got;
+		int due;
 
 		if (g != gen) {
 			ENG_SetConfig(eng, atomic_load(cfg_ptr));
@@ -437,16 +457,25 @@ NFQ_Run(struct nfq *q, struct engine *eng, atomic_int *stop,
 			atomic_store(seen_gen, g);
 		}
 		due = ENG_NextDueMs(eng);
-		ready = poll(&pfd, 1, due >= 0 && due < POLL_MS ? due : POLL_MS);
-		NFQ_Now(&now);
-		q->batch_now = now;
-		if (ready > 0) {
-			if (receive_batch(q, fd) > 0)
-				q->st.batches++;
-			send_verdicts(q);   /* the batch's packets go on before any housekeeping */
-		} else if (ready < 0 && errno != EINTR && q->st.recv_errors++ == 0) {
-			log_warn("queue %u: poll", q->num);
+		if (due >= 0 && due < POLL_MS) {
+			/* A held RST's judgement is due before the receive timeout: wait no longer. */
+			int ready = poll(&pfd, 1, due);
+
+			if (ready < 0 && errno != EINTR && q->st.recv_errors++ == 0)
+				log_warn("queue %u: poll", q->num);
+			got = ready > 0 ? receive_batch(q, fd, 0) : 0;
+		} else {
+			/* Wait in the receive itself: one system call per batch fewer than poll. */
+			got = receive_batch(q, fd, 1);
 		}
+		if (got > 0) {
+			q->st.batches++;
+			send_verdicts(q);   /* the batch's packets go on before any housekeeping */
+		}
+		if (got > 0)
+			now = q->batch_now;
+		else
+			NFQ_Now(&now);
 		ENG_SetTime(eng, &now);
 		ENG_Tick(eng);
 		send_verdicts(q);   /* held packets whose wait ended in the tick */
@@ -454,8 +483,7 @@ NFQ_Run(struct nfq *q, struct engine *eng, atomic_int *stop,
 	/* Give a verdict to everything already delivered to us before unbinding: the kernel drops
 	 * whatever is still queued when the queue goes away. */
 	for (int rounds = 0; rounds < 64; rounds++) {
-		NFQ_Now(&q->batch_now);
-		if (receive_batch(q, fd) == 0)
+		if (receive_batch(q, fd, 0) == 0)
 			break;
 		send_verdicts(q);
 	}

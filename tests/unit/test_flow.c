@@ -345,7 +345,9 @@ test_keyed_hash(void)
 	TAP_EQ_U(fill_seq(a, N), N, "hash: 100k sequential flows inserted (seed A)");
 	TAP_EQ_U(fill_seq(b, N), N, "hash: 100k sequential flows inserted (seed B)");
 	printf("# max probe at 100k sequential flows: seed A %u, seed B %u\n", FLOW_MaxProbe(a), FLOW_MaxProbe(b));
-	TAP_OK(FLOW_MaxProbe(a) < 64 && FLOW_MaxProbe(b) < 64, "hash: max probe < 64 for 100k sequential flows");
+	/* The table is full, at the 0.7 load factor: a uniform hash gives a longest run of about
+	 * 80-100 slots there; a hash that sequential addresses could steer would give thousands. */
+	TAP_OK(FLOW_MaxProbe(a) < 160 && FLOW_MaxProbe(b) < 160, "hash: max probe < 160 for 100k sequential flows (full table)");
 	for (uint32_t i = 0; i < N; i++) {
 		seq_pkt(&p, i);
 		if (FLOW_Lookup(a, &p, &ra) && FLOW_Lookup(b, &p, &rb) &&
@@ -426,22 +428,21 @@ test_flow_id(void)
 	FLOW_DestroyTable(t);
 }
 
-/* Budget: 170 bytes per flow at the default cap (records plus the index). */
+/* Budget: 160 bytes per flow at any cap (records plus the index). */
 static void
 test_memory(void)
 {
-	static const uint32_t sizes[] = { 1024, 100000, 262144 };
-	size_t per = 0;
+	static const uint32_t sizes[] = { 1024, 10000, 12274, 100000, 262144, 1126024 };
 
 	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		struct flow_table *t = FLOW_CreateTable(sizes[i], seed_a);
+		size_t per = FLOW_MemoryBytes(t) / FLOW_Capacity(t);
 
-		per = FLOW_MemoryBytes(t) / FLOW_Capacity(t);
 		printf("# bytes per flow: %zu (%u flows; record %zu, index %zu)\n", per, sizes[i],
 		    sizeof(struct flow), per - sizeof(struct flow));
+		TAP_OK(per <= 160, "memory: %zu bytes per flow at %u flows, want <= 160", per, sizes[i]);
 		FLOW_DestroyTable(t);
 	}
-	TAP_OK(per <= 170, "memory: %zu bytes per flow at 262144 flows, want <= 170", per);
 }
 
 /* ---- timing wheel ---- */
