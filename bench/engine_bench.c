@@ -201,7 +201,7 @@ now_s(void)
 
 struct result {
 	uint32_t flows;
-	double ns_open, ns_steady, ns_batch, ns_churn, ns_build;
+	double ns_open, ns_steady, ns_batch, ns_churn, ns_delivery;
 	double batch_min, batch_max;
 	double bytes_per_flow;
 	uint64_t packets;
@@ -300,8 +300,8 @@ run(uint32_t flows, uint64_t packets, int v6_percent, int rounds, struct result 
 		}
 		net[r] = ns[2][r] - ns[0][r];
 	}
-	res->ns_build = median(ns[0], rounds);
-	res->ns_steady = median(ns[1], rounds) - res->ns_build;
+	res->ns_delivery = median(ns[0], rounds);
+	res->ns_steady = median(ns[1], rounds) - res->ns_delivery;
 	res->ns_batch = median(net, rounds);
 	res->batch_min = net[0];
 	res->batch_max = net[rounds - 1];   /* net is sorted by median() */
@@ -428,7 +428,7 @@ main(int argc, char **argv)
 		snprintf(range, sizeof(range), "%.1f-%.1f", r[i].batch_min, r[i].batch_max);
 		printf("%10u %12.1f %13s %12.1f %12.1f %12.1f %12.1f %11.2fx %10.1f\n", r[i].flows, r[i].ns_batch, range,
 		       r[i].ns_steady, r[i].ns_open, r[i].ns_churn, r[i].bytes_per_flow, r[i].ns_batch / r[0].ns_batch,
-		       r[i].ns_build);
+		       r[i].ns_delivery);
 		fflush(stdout);
 	}
 	{
