@@ -22,12 +22,7 @@ RG_DIAG_EVENTS=$EV
 
 rg_plan 6
 
-if rg_daemon_start -m detect -e "$EV"; then
-	rg_pass "rstguard binds queue $RG_QUEUE_NUM behind a --queue-bypass rule"
-else
-	rg_fail "rstguard binds queue $RG_QUEUE_NUM behind a --queue-bypass rule"
-	rg_bail "the daemon did not start"
-fi
+rg_daemon_up "rstguard binds queue $RG_QUEUE_NUM behind a --queue-bypass rule" -m detect -e "$EV"
 
 rg_serve sink "$RG_SERVER" "$RG_SERVER4" "$PORT" bulk-sink || rg_bail "the sink did not start"
 rg_bg bulkc "$RG_CLIENT" bulk --to "$RG_SERVER4" --port "$PORT" \

@@ -203,12 +203,7 @@ first=5400
 for mode in detect enforce; do
 	EV=$RG_TMP/events-$mode.json
 	RG_DIAG_EVENTS="$RG_DIAG_EVENTS $EV"
-	if rg_daemon_start -m "$mode" -e "$EV"; then
-		rg_pass "rstguard -m $mode binds queue $RG_QUEUE_NUM"
-	else
-		rg_fail "rstguard -m $mode binds queue $RG_QUEUE_NUM"
-		rg_bail "the daemon did not start"
-	fi
+	rg_daemon_up "rstguard -m $mode binds queue $RG_QUEUE_NUM" -m "$mode" -e "$EV"
 	run_phase "$mode" "$first" "$EV"
 	first=$((first + 100))
 	problems=()

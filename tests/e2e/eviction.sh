@@ -39,12 +39,8 @@ lb_invalid drop "$P_HOLE" || rg_bail "could not add the LB's DROP rule"
 
 # ---- run 1: detect mode -----------------------------------------------------------------------
 
-if rg_daemon_start -m detect -e "$EV" --idle-timeout "$T"; then
-	rg_pass "rstguard -m detect --idle-timeout $T binds queue $RG_QUEUE_NUM in the gateway"
-else
-	rg_fail "rstguard -m detect --idle-timeout $T binds queue $RG_QUEUE_NUM in the gateway"
-	rg_bail "the daemon did not start"
-fi
+rg_daemon_up "rstguard -m detect --idle-timeout $T binds queue $RG_QUEUE_NUM in the gateway" \
+	-m detect -e "$EV" --idle-timeout "$T"
 
 lb_serve srst "$RG_SERVER" "$RG_SERVER4" "$P_RST" || rg_bail "server on port $P_RST"
 lb_serve shole "$RG_SERVER" "$RG_SERVER4" "$P_HOLE" || rg_bail "server on port $P_HOLE"
@@ -127,12 +123,8 @@ rg_is "$line" "evictions: rst 1, black hole 1" "run 1: the exit statistics count
 # ---- run 2: enforce mode ----------------------------------------------------------------------
 
 rg_kill_all   # run 1's servers (their connections are dead anyway)
-if rg_daemon_start -m enforce -e "$EV2" --idle-timeout "$T"; then
-	rg_pass "rstguard -m enforce --idle-timeout $T binds queue $RG_QUEUE_NUM"
-else
-	rg_fail "rstguard -m enforce --idle-timeout $T binds queue $RG_QUEUE_NUM"
-	rg_bail "the daemon did not start"
-fi
+rg_daemon_up "rstguard -m enforce --idle-timeout $T binds queue $RG_QUEUE_NUM" \
+	-m enforce -e "$EV2" --idle-timeout "$T"
 lb_serve senf "$RG_SERVER" "$RG_SERVER4" "$P_ENF" || rg_bail "server on port $P_ENF"
 lb_client cenf "$RG_CLIENT" --to "$RG_SERVER4" --port "$P_ENF" --idle "$IDLE" \
 	--read-timeout "$WAIT" --expect reset
@@ -157,8 +149,4 @@ else
 	printf '%s\n' "$out" | head -n 30 | rg_diag
 fi
 
-if [ "$RG_TAP_FAILED" -gt 0 ]; then
-	lb_diag
-	rg_dump_context
-fi
-lb_root_check
+lb_finish

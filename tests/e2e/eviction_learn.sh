@@ -38,12 +38,8 @@ mode = "detect";
 eviction = { watch_min_gap = 2; };
 EOF
 
-if rg_daemon_start -c "$CONF" -e "$EV"; then
-	rg_pass "rstguard (eviction.watch_min_gap = 2, no idle_timeout) binds queue $RG_QUEUE_NUM"
-else
-	rg_fail "rstguard (eviction.watch_min_gap = 2, no idle_timeout) binds queue $RG_QUEUE_NUM"
-	rg_bail "the daemon did not start"
-fi
+rg_daemon_up "rstguard (eviction.watch_min_gap = 2, no idle_timeout) binds queue $RG_QUEUE_NUM" \
+	-c "$CONF" -e "$EV"
 
 lb_serve srv "$RG_SERVER" "$RG_SERVER4" "$PORT" --count "${#GAPS[@]}" || rg_bail "server"
 for g in "${GAPS[@]}"; do
@@ -126,15 +122,6 @@ else
 	rg_fail "exit log: the bracket is at most $INTERVAL s wide, 2 survived and 2 evicted" "line: '$line'"
 fi
 
-if out=$("$RG_PY" "$RG_EVQ" validate "$EV" 2>&1); then
-	rg_pass "all $(wc -l <"$EV") event lines are JSON objects of the documented shape"
-else
-	rg_fail "all event lines are JSON objects of the documented shape"
-	printf '%s\n' "$out" | head -n 30 | rg_diag
-fi
+rg_check_events "$EV"
 
-if [ "$RG_TAP_FAILED" -gt 0 ]; then
-	lb_diag
-	rg_dump_context
-fi
-lb_root_check
+lb_finish

@@ -89,12 +89,7 @@ run_daemon() {
 	RUN_INJECTED=0
 	RUN_EV=$ev
 	RG_DIAG_EVENTS="$RG_DIAG_EVENTS $ev"
-	if rg_daemon_start -m "$mode" -e "$ev" "$@"; then
-		rg_pass "rstguard -m $mode $* binds queue $RG_QUEUE_NUM"
-	else
-		rg_fail "rstguard -m $mode $* binds queue $RG_QUEUE_NUM"
-		rg_bail "the daemon did not start"
-	fi
+	rg_daemon_up "rstguard -m $mode $* binds queue $RG_QUEUE_NUM" -m "$mode" -e "$ev" "$@"
 }
 
 # stop_daemon MODE EXPECT_RACES|"": SIGTERM, exit 0, and its exit counters agree with what was

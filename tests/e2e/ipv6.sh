@@ -17,12 +17,7 @@ RG_DIAG_EVENTS=$EV
 
 rg_plan $((1 + RG_BASIC_POINTS + 5 + RG_BASIC_FLOW_POINTS + 1))
 
-if rg_daemon_start -m detect -e "$EV"; then
-	rg_pass "rstguard -m detect binds queue $RG_QUEUE_NUM in the gateway"
-else
-	rg_fail "rstguard -m detect binds queue $RG_QUEUE_NUM in the gateway"
-	rg_bail "the daemon did not start"
-fi
+rg_daemon_up "rstguard -m detect binds queue $RG_QUEUE_NUM in the gateway" -m detect -e "$EV"
 
 rg_basic_run 6 "$BYTES" "$EV"
 
@@ -54,9 +49,4 @@ fi
 
 rg_basic_flows "$EV" "$BYTES"
 
-if out=$("$RG_PY" "$RG_EVQ" validate "$EV" 2>&1); then
-	rg_pass "all $(wc -l <"$EV") event lines are JSON objects of the documented shape"
-else
-	rg_fail "all event lines are JSON objects of the documented shape"
-	printf '%s\n' "$out" | head -n 30 | rg_diag
-fi
+rg_check_events "$EV"

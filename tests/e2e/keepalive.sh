@@ -58,12 +58,8 @@ eviction = {
 };
 EOF
 
-if rg_daemon_start -c "$CONF" -e "$EV"; then
-	rg_pass "IPv$FAM: rstguard (keepalive, override $NET port $P_KA idle_timeout $T) binds queue $RG_QUEUE_NUM"
-else
-	rg_fail "IPv$FAM: rstguard (keepalive, override $NET port $P_KA idle_timeout $T) binds queue $RG_QUEUE_NUM"
-	rg_bail "the daemon did not start"
-fi
+rg_daemon_up "IPv$FAM: rstguard (keepalive, override $NET port $P_KA idle_timeout $T) binds queue $RG_QUEUE_NUM" \
+	-c "$CONF" -e "$EV"
 
 lb_serve ska "$RG_SERVER" "$SRV" "$P_KA" --count 2 || rg_bail "server on port $P_KA"
 lb_serve sctl "$RG_SERVER" "$SRV" "$P_CTL" || rg_bail "server on port $P_CTL"
@@ -147,15 +143,6 @@ case $line in
 *) rg_fail "IPv$FAM exit log: no black hole, at most the control's RST eviction" "line: '$line'" ;;
 esac
 
-if out=$("$RG_PY" "$RG_EVQ" validate "$EV" 2>&1); then
-	rg_pass "all $(wc -l <"$EV") event lines are JSON objects of the documented shape"
-else
-	rg_fail "all event lines are JSON objects of the documented shape"
-	printf '%s\n' "$out" | head -n 30 | rg_diag
-fi
+rg_check_events "$EV"
 
-if [ "$RG_TAP_FAILED" -gt 0 ]; then
-	lb_diag
-	rg_dump_context
-fi
-lb_root_check
+lb_finish

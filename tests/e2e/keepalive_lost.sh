@@ -42,12 +42,8 @@ mode = "detect";
 eviction = { idle_timeout = $CFG_T; keepalive = true; };
 EOF
 
-if rg_daemon_start -c "$CONF" -e "$EV"; then
-	rg_pass "rstguard (keepalive, idle_timeout $CFG_T; the LB's is $T) binds queue $RG_QUEUE_NUM"
-else
-	rg_fail "rstguard (keepalive, idle_timeout $CFG_T; the LB's is $T) binds queue $RG_QUEUE_NUM"
-	rg_bail "the daemon did not start"
-fi
+rg_daemon_up "rstguard (keepalive, idle_timeout $CFG_T; the LB's is $T) binds queue $RG_QUEUE_NUM" \
+	-c "$CONF" -e "$EV"
 
 lb_serve srst "$RG_SERVER" "$RG_SERVER4" "$P_RST" || rg_bail "server on port $P_RST"
 lb_serve shole "$RG_SERVER" "$RG_SERVER4" "$P_HOLE" || rg_bail "server on port $P_HOLE"
@@ -104,15 +100,6 @@ rg_is "$line" "keepalive probes: sent 4, answered 0, unanswered 3, answered by r
 line=$(lb_last_run_log | grep -o 'evictions: rst [0-9]*, black hole [0-9]*' | tail -n 1)
 rg_is "$line" "evictions: rst 1, black hole 1" "exit log: one RST and one black-hole eviction"
 
-if out=$("$RG_PY" "$RG_EVQ" validate "$EV" 2>&1); then
-	rg_pass "all $(wc -l <"$EV") event lines are JSON objects of the documented shape"
-else
-	rg_fail "all event lines are JSON objects of the documented shape"
-	printf '%s\n' "$out" | head -n 30 | rg_diag
-fi
+rg_check_events "$EV"
 
-if [ "$RG_TAP_FAILED" -gt 0 ]; then
-	lb_diag
-	rg_dump_context
-fi
-lb_root_check
+lb_finish

@@ -285,12 +285,7 @@ warm_up() {
 # ----------------------------------------------------------------------------------------------
 # phase 1: default configuration
 
-if rg_daemon_start -m detect -e "$EV1"; then
-	rg_pass "rstguard -m detect runs inline in the gateway"
-else
-	rg_fail "rstguard -m detect runs inline in the gateway"
-	rg_bail "the daemon did not start"
-fi
+rg_daemon_up "rstguard -m detect runs inline in the gateway" -m detect -e "$EV1"
 warm_up
 
 for s in "${SCENARIOS[@]}"; do
@@ -321,12 +316,8 @@ rg_ns "$RG_ROUTER" iptables -w 5 -A FORWARD -p tcp -m conntrack --ctstate INVALI
 	-j REJECT --reject-with tcp-reset || rg_bail "router: REJECT rule"
 rg_router_conntrack nf_conntrack_tcp_timeout_established=5 nf_conntrack_tcp_loose=0 ||
 	rg_bail "router: conntrack sysctls"
-if rg_daemon_start -m detect -c "$CONF" -e "$EV2"; then
-	rg_pass "rstguard -c (eviction idle_timeout 10 s) runs inline in the gateway"
-else
-	rg_fail "rstguard -c (eviction idle_timeout 10 s) runs inline in the gateway"
-	rg_bail "the daemon did not start"
-fi
+rg_daemon_up "rstguard -c (eviction idle_timeout 10 s) runs inline in the gateway" \
+	-m detect -c "$CONF" -e "$EV2"
 warm_up
 run_eviction eviction 5308
 sleep 0.5

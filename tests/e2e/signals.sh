@@ -100,12 +100,7 @@ write_conf 1000
 
 rg_plan 12
 
-if rg_daemon_start -c "$CONF"; then
-	rg_pass "rstguard -c FILE binds queue $RG_QUEUE_NUM"
-else
-	rg_fail "rstguard -c FILE binds queue $RG_QUEUE_NUM"
-	rg_bail "the daemon did not start"
-fi
+rg_daemon_up "rstguard -c FILE binds queue $RG_QUEUE_NUM" -c "$CONF"
 
 desc="a refused connection gives an rst event in the configured events.path"
 if probe "$EV"; then rg_pass "$desc"; else rg_fail "$desc" "$PROBE_MSG"; fi

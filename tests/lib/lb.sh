@@ -186,6 +186,15 @@ lb_root_snapshot() {
 	lb_root_state >"$RG_TMP/root.before"
 }
 
+# lb_finish: at the end of a test, the diagnostics if anything failed, then lb_root_check.
+lb_finish() {
+	if [ "$RG_TAP_FAILED" -gt 0 ]; then
+		lb_diag
+		rg_dump_context
+	fi
+	lb_root_check
+}
+
 # lb_root_check: two TAP points, after tearing the test network down here (the EXIT trap's
 # teardown is then a no-op): none of our namespaces is left, and the root namespace is as found.
 lb_root_check() {

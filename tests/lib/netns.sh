@@ -653,6 +653,30 @@ rg_daemon_start() {
 	return 1
 }
 
+# rg_daemon_up DESC ARGS...: rg_daemon_start ARGS as the TAP point DESC; the test cannot go on
+# without the daemon, so it bails out when the daemon does not come up.
+rg_daemon_up() {
+	local desc=$1
+	shift
+	if rg_daemon_start "$@"; then
+		rg_pass "$desc"
+	else
+		rg_fail "$desc"
+		rg_bail "the daemon did not start"
+	fi
+}
+
+# rg_check_events FILE: one TAP point, every line of FILE is an event of the documented shape.
+rg_check_events() {
+	local out
+	if out=$("$RG_PY" "$RG_EVQ" validate "$1" 2>&1); then
+		rg_pass "all $(wc -l <"$1") event lines are JSON objects of the documented shape"
+	else
+		rg_fail "all event lines are JSON objects of the documented shape"
+		printf '%s\n' "$out" | head -n 30 | rg_diag
+	fi
+}
+
 # rg_daemon_signal SIG
 rg_daemon_signal() {
 	[ -n "$RG_DAEMON_PID" ] && kill -"$1" "$RG_DAEMON_PID"
