@@ -49,6 +49,18 @@ def family_of(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
+def listen_on(addr, port, backlog=16):
+    """A listening TCP socket on addr:port (IPv6 sockets take IPv6 only)."""
+    fam = family_of(addr)
+    ls = socket.socket(fam, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    ls.bind((addr, port))
+    ls.listen(backlog)
+    return ls
+
+
 def err_name(exc):
     code = getattr(exc, "errno", None)
     if isinstance(exc, socket.timeout):
@@ -240,13 +252,7 @@ def serve_one(mode, conn, peer, args):
 
 
 def cmd_serve(args):
-    fam = family_of(args.bind)
-    ls = socket.socket(fam, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if fam == socket.AF_INET6:
-        ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    ls.bind((args.bind, args.port))
-    ls.listen(16)
+    ls = listen_on(args.bind, args.port)
     ls.settimeout(args.accept_timeout)
     write_ready(args.ready_file)
     all_ok = True
@@ -465,13 +471,7 @@ def cmd_slow_serve(args):
     with --bytes of the deterministic stream (seed --seed); then half-close and wait for the
     client's EOF. Reports how far it got: outcome "sent" (all sent, client closed), or the
     error that stopped it (ECONNRESET / EPIPE when a RST killed the connection)."""
-    fam = family_of(args.bind)
-    ls = socket.socket(fam, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if fam == socket.AF_INET6:
-        ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    ls.bind((args.bind, args.port))
-    ls.listen(16)
+    ls = listen_on(args.bind, args.port)
     ls.settimeout(args.accept_timeout)
     write_ready(args.ready_file)
     all_ok = True
@@ -681,13 +681,7 @@ def cmd_keepalive_client(args):
 
 def cmd_listen(args):
     """Listen for --seconds, accept and close whatever comes; reports how many."""
-    fam = family_of(args.bind)
-    ls = socket.socket(fam, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if fam == socket.AF_INET6:
-        ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    ls.bind((args.bind, args.port))
-    ls.listen(16)
+    ls = listen_on(args.bind, args.port)
     write_ready(args.ready_file)
     end = time.monotonic() + args.seconds
     accepted = 0
