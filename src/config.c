@@ -146,6 +146,9 @@ static const struct cfg_key detector_keys[] = {
 	INT_KEY("hold_min_ms", hold_min_ms, 1, 1000),
 	INT_KEY("hold_max_ms", hold_max_ms, 1, 1000),
 	INT_KEY("max_pending", max_pending, 1, 65536),
+	INT_KEY("revise_window", revise_window, 0, 3600),
+	BOOL_KEY("confirm", confirm, F_NONE),
+	INT_KEY("confirm_rate", confirm_rate, 1, 100000),
 	END_KEYS
 };
 
@@ -342,7 +345,10 @@ CFG_SetDefaults(struct config *cfg)
 	cfg->threshold = 60;
 	cfg->ttl_tolerance = 2;
 	cfg->min_rtt_ms = 2;
-	cfg->hold_threshold = 1;
+	cfg->hold_threshold = 0;
+	cfg->revise_window = 10;
+	cfg->confirm = 1;
+	cfg->confirm_rate = 100;
 	cfg->hold_min_ms = 60;
 	cfg->hold_max_ms = 200;
 	cfg->max_pending = 256;

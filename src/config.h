@@ -96,6 +96,10 @@ struct config {
 	uint32_t hold_min_ms;      /* a judgement waits at least this long for contradicting traffic */
 	uint32_t hold_max_ms;      /* ... and at most this long (4 x the sender's RTT in between) */
 	uint32_t max_pending;      /* RSTs awaiting judgement at once, per queue */
+	uint32_t revise_window;    /* seconds a judged-genuine RST may still be revised by its sender's
+	                            * later traffic; 0: never */
+	int confirm;               /* enforce: probe the claimed sender of a held, inconclusive RST */
+	uint32_t confirm_rate;     /* confirmation probes per second, whole daemon */
 
 	/* policy: what enforce mode drops */
 	struct config_policy policy;

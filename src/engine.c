@@ -28,6 +28,8 @@
 #define WATCH_MAX_MS 60000
 /* Without a configured timeout, RSTs after this much silence with no trigger are evictions. */
 #define WATCH_AUTO_MS 30000
+/* Judged-genuine RSTs kept for a late revision (direct-mapped by flow and direction). */
+#define TOMB_SLOTS 1024
 
 enum wheel_id { WHEEL_SHORT = 0, WHEEL_EST = 1 };
 
@@ -55,6 +57,14 @@ struct engine {
 	struct ka_flow *kaf;             /* per-flow probe state; allocated when keepalive is on */
 	double probe_tokens;
 	uint64_t probe_refill_ns;
+	double confirm_tokens;
+	uint64_t confirm_refill_ns;
+
+	eng_send_fn send_fn;             /* probes go out through this, or the raw sockets */
+	void *send_ctx;
+
+	struct rst_signatures sig;
+	struct pending_rst *tomb;        /* TOMB_SLOTS tombstones of judged-genuine RSTs */
 
 	struct engine_stats st;
 };
@@ -213,9 +223,18 @@ emit_rst(struct engine *e, const struct pending_rst *pr, enum rg_verdict verdict
 	if (e->sink == NULL || !EV_Allow(e->sink, e->now.mono_ns))
 		return;
 	JSON_Init(&j, buf, sizeof(buf));
-	put_common(&j, pr->real_ns, pr->flow_id, "rst", p->family, p->src, p->sport, p->dst, p->dport);
+	/* A revision is stamped when it is made; first_seen keeps the RST's own time. */
+	put_common(&j, pr->revised ? e->now.real_ns : pr->real_ns, pr->flow_id, "rst", p->family, p->src, p->sport,
+		   p->dst, p->dport);
 	JSON_Str(&j, "verdict", POLICY_VerdictName(verdict));
 	JSON_ObjectOpen(&j, "rst");
+	if (pr->revised) {
+		char ts[40];
+
+		JSON_Bool(&j, "revised", 1);
+		EV_FormatTime(pr->real_ns, ts, sizeof(ts));
+		JSON_Str(&j, "first_seen", ts);
+	}
 	JSON_Str(&j, "cause", RST_CauseName(r->cause));
 	JSON_Bool(&j, "forged", r->forged);
 	JSON_ArrayOpen(&j, "evidence");
@@ -228,8 +247,10 @@ emit_rst(struct engine *e, const struct pending_rst *pr, enum rg_verdict verdict
 		JSON_Str(&j, "apparent_cause", RST_CauseName(r->apparent));
 	JSON_Bool(&j, "would_drop", would == RG_DROP);
 	JSON_Bool(&j, "held", pr->held);
+	if (HOLD_ConfirmName((enum hold_confirm)pr->confirm))
+		JSON_Str(&j, "confirmed", HOLD_ConfirmName((enum hold_confirm)pr->confirm));
 	JSON_Str(&j, "seq_check", TCP_RstSeqName(r->seq_class));
-	JSON_Bool(&j, "effective", r->seq_class == RST_SEQ_EXACT);
+	JSON_Bool(&j, "effective", r->seq_class == RST_SEQ_EXACT && !r->discarded);
 	JSON_Bool(&j, "challenge_ack", r->seq_class == RST_SEQ_IN_WINDOW);
 	JSON_U64(&j, "ttl", p->ttl);
 	if (pr->has_base)
@@ -522,6 +543,46 @@ rst_after_silence(struct engine *e, uint32_t idx, struct flow *f, int dir, uint3
 	return 0;
 }
 
+/* A token bucket of rate per second for the whole daemon (each queue's engine takes its share),
+ * holding at most one second's worth. Returns 1 if a token was taken. */
+static int
+take_token(struct engine *e, double *tokens, uint64_t *refill_ns, uint32_t rate)
+{
+	uint32_t per_queue = rate / (e->cfg->queue_count ? e->cfg->queue_count : 1);
+
+	if (per_queue == 0)
+		per_queue = 1;
+	if (e->now.mono_ns > *refill_ns) {
+		*tokens += (double)(e->now.mono_ns - *refill_ns) * per_queue / 1e9;
+		if (*tokens > per_queue)
+			*tokens = per_queue;
+		*refill_ns = e->now.mono_ns;
+	}
+	if (*tokens < 1.0)
+		return 0;
+	*tokens -= 1.0;
+	return 1;
+}
+
+/* The raw sockets probes go out through, opened on first use. Returns 0, or -1 if unavailable. */
+static int
+probe_sockets(struct engine *e)
+{
+	if (e->send_fn)
+		return 0;
+	if (e->ka.fd4 == -2 || (e->ka.fd4 < 0 && KA_Open(&e->ka) < 0)) {
+		e->ka.fd4 = -2;   /* do not try again */
+		return -1;
+	}
+	return 0;
+}
+
+static int
+probe_send(struct engine *e, const struct flow *f, const uint8_t *buf, uint32_t len)
+{
+	return e->send_fn ? e->send_fn(e->send_ctx, f, buf, len) : KA_Send(&e->ka, f, buf, len);
+}
+
 /* Keepalive: when flow idx is due, send probes if it is time; returns when to look again
  * (engine seconds), 0 for never in this idle period. */
 static uint32_t
@@ -539,10 +600,8 @@ keepalive_visit(struct engine *e, uint32_t idx, struct flow *f)
 		return 0;
 	if (e->kaf == NULL) {
 		/* First use (keepalive may have been switched on by a reload). */
-		if (e->ka.fd4 == -2 || (e->ka.fd4 < 0 && KA_Open(&e->ka) < 0)) {
-			e->ka.fd4 = -2;   /* do not try again */
+		if (probe_sockets(e) < 0)
 			return 0;
-		}
 		e->kaf = calloc(FLOW_Capacity(e->table), sizeof(*e->kaf));
 		if (e->kaf == NULL)
 			return 0;
@@ -583,21 +642,12 @@ keepalive_visit(struct engine *e, uint32_t idx, struct flow *f)
 
 		if (!(sides & (1u << x)) || !KA_Eligible(f, x))
 			continue;
-		if (e->now.mono_ns > e->probe_refill_ns) {
-			uint32_t per_queue = c->probe_rate / (c->queue_count ? c->queue_count : 1);
-
-			e->probe_tokens += (double)(e->now.mono_ns - e->probe_refill_ns) * (per_queue ? per_queue : 1) / 1e9;
-			if (e->probe_tokens > (per_queue ? per_queue : 1))
-				e->probe_tokens = per_queue ? per_queue : 1;
-			e->probe_refill_ns = e->now.mono_ns;
-		}
-		if (e->probe_tokens < 1.0) {
+		if (!take_token(e, &e->probe_tokens, &e->probe_refill_ns, c->probe_rate)) {
 			e->st.probes_rate_limited++;
 			return e->now_s + 1;
 		}
-		e->probe_tokens -= 1.0;
 		len = KA_Build(f, x, buf);
-		if (KA_Send(&e->ka, f, buf, len) < 0) {
+		if (probe_send(e, f, buf, len) < 0) {
 			e->st.probe_errors++;
 			continue;
 		}
@@ -703,6 +753,72 @@ rst_delivered(struct engine *e, uint32_t idx, struct flow *f, int dir, const str
 	state_changed(e, idx, f, prev);
 }
 
+/* ---- late evidence: tombstones of judged-genuine RSTs ---- */
+
+static inline struct pending_rst *
+tomb_slot(struct engine *e, uint32_t idx, int dir)
+{
+	return &e->tomb[((idx << 1) | (uint32_t)dir) & (TOMB_SLOTS - 1)];
+}
+
+/* Keep a RST judged genuine for detector.revise_window, in case its sender talks on. A slot
+ * taken by another live flow is not overwritten: the newcomer goes uncovered, counted. */
+static void
+tomb_keep(struct engine *e, const struct flow *f, const struct pending_rst *pr)
+{
+	struct pending_rst *t;
+
+	if (e->cfg->revise_window == 0 || e->tomb == NULL || !pr->has_flow || pr->res.eviction)
+		return;
+	t = tomb_slot(e, pr->flow_idx, pr->dir);
+	if (t->in_use && (int32_t)(e->now_ms - t->deadline_ms) < 0 &&
+	    (t->flow_idx != pr->flow_idx || t->flow_start_cs != pr->flow_start_cs || t->dir != pr->dir)) {
+		e->st.tombstones_full++;
+		return;
+	}
+	*t = *pr;
+	t->in_use = 1;
+	t->held = 0;
+	t->deadline_ms = e->now_ms + e->cfg->revise_window * 1000;
+	(void)f;
+}
+
+static enum rg_verdict conclude(struct engine *e, struct flow *f, struct pending_rst *pr);
+static int flow_has_pending(const struct engine *e, uint32_t idx, const struct flow *f);
+
+/* A packet from a side that sent a RST judged genuine: if that side talks on as a live socket
+ * (new data, an advancing ACK, a FIN beyond the RST; a SYN-ACK after a RST that answered the
+ * SYN), the RST was not its own after all: report it again, revised, as forged. */
+static void
+tomb_news(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct pkt *p)
+{
+	struct pending_rst *t = tomb_slot(e, idx, dir);
+	enum rst_cause was = t->res.cause;
+	unsigned bit;
+
+	if (!t->in_use || t->flow_idx != idx || t->flow_start_cs != f->first_seen_cs || t->dir != dir)
+		return;
+	if ((int32_t)(e->now_ms - t->deadline_ms) >= 0) {
+		t->in_use = 0;
+		return;
+	}
+	if (t->prev_state == TCP_SYN_SENT && dir == DIR_TOCLIENT && RST_IsLateSynAck(p))
+		bit = RST_EV_SYNACK_LATE;
+	else if (RST_IsRace(p, t->race_from, t->ack_before))
+		bit = RST_EV_RACE_LATE;
+	else
+		return;
+	RST_AddEvidence(&t->res, bit, &e->par);
+	if (!t->res.forged)
+		return;
+	t->revised = 1;
+	e->st.rst_revised++;
+	if (e->st.rst_cause[was] > 0)
+		e->st.rst_cause[was]--;   /* counted again under its new cause */
+	conclude(e, f, t);
+	t->in_use = 0;
+}
+
 /* The final word on a RST: verdict, event, and what it does to the flow. pr->held says whether
  * the packet's verdict is still owed. Returns the verdict. */
 static enum rg_verdict
@@ -712,8 +828,12 @@ conclude(struct engine *e, struct flow *f, struct pending_rst *pr)
 	enum rg_verdict verdict = POLICY_Decide(e->cfg, &pr->pkt, &pr->res);
 
 	/* A RST that waited without being held has long passed: report what it got. */
-	if (pr->in_use && !pr->held)
+	if ((pr->in_use && !pr->held) || pr->revised)
 		verdict = RG_ACCEPT;
+	if (pr->confirm == CONFIRM_SENT) {
+		pr->confirm = CONFIRM_TIMEOUT;
+		e->st.confirm_timeout++;
+	}
 
 	e->st.rst_cause[pr->res.cause]++;
 	if (pr->res.forged)
@@ -729,6 +849,8 @@ conclude(struct engine *e, struct flow *f, struct pending_rst *pr)
 		emit_anomaly(e, pr);
 		if (f)
 			f->dir[pr->dir].flags |= FD_FORGED;
+	} else if (f) {
+		tomb_keep(e, f, pr);
 	}
 	if (pr->held) {
 		/* Room is guaranteed: a slot is taken only while used + ndecided < cap. */
@@ -757,12 +879,30 @@ resolve_flow(struct engine *e, uint32_t idx, struct flow *f)
 	f->flags &= (uint8_t)~FL_PENDING;
 }
 
+/* The answers to a confirmation probe sent in the name of receiver x = !dir toward the RST's
+ * claimed sender (dir): a live socket sends a duplicate ACK (seq = its SND.NXT, ack = x's
+ * SND.NXT); a stack without the socket a bare RST at the probe's ACK (RFC 9293 3.10.7.1). */
+static int
+probe_ack_answer(const struct flow *f, int dir, const struct pkt *p)
+{
+	return p->flags == TCPF_ACK && p->payload_len == 0 && p->ack == f->dir[!dir].next_seq &&
+	       SEQ_GEQ(p->seq, f->dir[dir].next_seq);
+}
+
+static int
+probe_rst_answer(const struct flow *f, int dir, const struct pkt *p)
+{
+	return (p->flags & TCPF_RST) && p->seq == f->dir[!dir].last_ack;
+}
+
 /* A packet of a flow with pending RSTs: from a RST's claimed sender, later traffic contradicts
- * it (the race); a burst of further RSTs adds its evidence to the earlier ones. */
-static void
+ * it (the race), and so does an ACK answering our confirmation probe; a burst of further RSTs
+ * adds its evidence to the earlier ones. Returns 1 if p answered our probe: the endpoint never
+ * sent one, so the answer must not reach it. */
+static int
 pending_news(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct pkt *p, uint32_t burst_bits)
 {
-	int left = 0;
+	int left = 0, absorbed = 0;
 
 	for (uint32_t i = 0; i < e->holds.cap && e->holds.used; i++) {
 		struct pending_rst *pr = &e->holds.slots[i];
@@ -774,7 +914,12 @@ pending_news(struct engine *e, uint32_t idx, struct flow *f, int dir, const stru
 				for (unsigned b = 0; b < RST_EV_COUNT; b++)
 					if (burst_bits & (1u << b))
 						RST_AddEvidence(&pr->res, b, &e->par);
-			} else if (!(p->flags & TCPF_RST) && RST_IsRace(p, pr->pkt.seq, pr->ack_before)) {
+			} else if (pr->confirm == CONFIRM_SENT && probe_ack_answer(f, dir, p)) {
+				pr->confirm = CONFIRM_ACK;
+				e->st.confirm_ack++;
+				RST_AddEvidence(&pr->res, RST_EV_PROBE_ACK, &e->par);
+				absorbed = 1;
+			} else if (!(p->flags & TCPF_RST) && RST_IsRace(p, pr->race_from, pr->ack_before)) {
 				RST_AddEvidence(&pr->res, RST_EV_RACE, &e->par);
 				e->st.rst_race++;
 			}
@@ -788,6 +933,62 @@ pending_news(struct engine *e, uint32_t idx, struct flow *f, int dir, const stru
 	}
 	if (!left)
 		f->flags &= (uint8_t)~FL_PENDING;
+	return absorbed;
+}
+
+/* A RST from a side whose earlier RST awaits our probe's answer: the answer of a stack without
+ * the socket (or another RST of that stack, answering the receiver's own segments: the same
+ * news). The earlier RST was genuine: let it through now. This one goes on to be judged like
+ * any RST; the receiver, reset by the first, ignores it. */
+static void
+pending_probe_rst(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct pkt *p)
+{
+	int found = 0;
+
+	if (!probe_rst_answer(f, dir, p))
+		return;
+	for (uint32_t i = 0; i < e->holds.cap && e->holds.used; i++) {
+		struct pending_rst *pr = &e->holds.slots[i];
+
+		if (!pr->in_use || pr->flow_idx != idx || pr->flow_start_cs != f->first_seen_cs || pr->dir != dir ||
+		    pr->confirm != CONFIRM_SENT)
+			continue;
+		pr->confirm = CONFIRM_RST;
+		e->st.confirm_rst++;
+		conclude(e, f, pr);
+		HOLD_Remove(&e->holds, pr);
+		found = 1;
+	}
+	if (found && !flow_has_pending(e, idx, f))
+		f->flags &= (uint8_t)~FL_PENDING;
+}
+
+/* Ask the claimed sender of held RST pr whether its socket lives: a probe in the name of the
+ * RST's receiver, built like a keepalive (seq = SND.NXT - 1, the last ACK and timestamps), so
+ * that a live socket must answer with an ACK. Bounded by confirm_rate and by the pending table. */
+static void
+confirm_probe(struct engine *e, const struct flow *f, struct pending_rst *pr)
+{
+	const struct flow_dir *x = &f->dir[!pr->dir];
+	uint8_t buf[128];
+	uint32_t len;
+
+	if (!e->cfg->confirm || !(x->flags & FD_SEEN) || !(x->flags & FD_ACK) ||
+	    ((x->flags | f->dir[pr->dir].flags) & FD_MD5))
+		return;
+	if (!take_token(e, &e->confirm_tokens, &e->confirm_refill_ns, e->cfg->confirm_rate)) {
+		e->st.confirm_rate_limited++;
+		return;
+	}
+	if (probe_sockets(e) < 0)
+		return;
+	len = KA_Build(f, !pr->dir, buf);
+	if (probe_send(e, f, buf, len) < 0) {
+		e->st.probe_errors++;
+		return;
+	}
+	pr->confirm = CONFIRM_SENT;
+	e->st.confirm_sent++;
 }
 
 static enum rg_verdict
@@ -803,12 +1004,17 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 	uint32_t ev_gap = 0, ev_timeout = 0;
 	const char *ev_by = "traffic";
 
+	if (f && (f->flags & FL_PENDING))
+		pending_probe_rst(e, ref->index, f, dir, p);
 	e->st.rst++;
 	memset(&now_pr, 0, sizeof(now_pr));
 	now_pr.real_ns = e->now.real_ns;
 	if (f) {
 		const struct flow_dir *s = &f->dir[dir];
+		uint32_t host;
 
+		memcpy(&host, p->src + (p->family == AF_INET6 ? 12 : 0), sizeof(host));
+		ctx.signature = RST_SignatureSeen(&e->sig, p, host | 1u, s->ipid, e->now_ms);
 		h = history_slot(e, ref->index, dir);
 		ctx.now_ms = e->now_ms;
 		uint64_t since_us = (uint64_t)(uint32_t)(e->now_ms - f->last_seen_ms) * 1000;
@@ -834,6 +1040,8 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 		now_pr.idle_ms = e->now_ms - f->last_seen_ms;
 		now_pr.midstream = (f->flags & FL_MIDSTREAM) != 0;
 		now_pr.ack_before = s->last_ack;
+		/* A RST ahead of what its sender sent (out of window) is contradicted by any new data. */
+		now_pr.race_from = (s->flags & FD_SEEN) && SEQ_LT(s->next_seq, p->seq) ? s->next_seq : p->seq;
 		if (s->flags & FD_SEEN) {
 			now_pr.has_base = 1;
 			now_pr.ttl_base = s->ttl_base;
@@ -847,7 +1055,7 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 		wait = !now_pr.res.forged && !now_pr.res.eviction && now_pr.res.seq_class != RST_SEQ_OUT_OF_WINDOW &&
 		       (f->state == TCP_ESTABLISHED || f->state == TCP_FIN_WAIT || f->state == TCP_CLOSING);
 		hold = wait && e->cfg->mode == RG_MODE_ENFORCE && pkt_id != ENG_NO_ID &&
-		       (uint32_t)now_pr.res.score >= e->cfg->hold_threshold;
+		       (uint32_t)now_pr.res.score >= e->cfg->hold_threshold && POLICY_Protects(e->cfg, p);
 	} else {
 		RST_Analyse(NULL, dir, p, &ctx, &e->par, &now_pr.res);
 		now_pr.flow_id = FLOW_IdForPacket(e->table, p);
@@ -873,6 +1081,7 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 				pr->held = 1;
 				e->holds.held++;
 				e->st.rst_held++;
+				confirm_probe(e, f, pr);
 			}
 		}
 	}
@@ -954,8 +1163,10 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 			break;
 		}
 	}
-	if (f->flags & FL_PENDING)
-		pending_news(e, ref.index, f, ref.dir, pk, 0);
+	if ((f->flags & FL_PENDING) && pending_news(e, ref.index, f, ref.dir, pk, 0))
+		return RG_DROP;   /* our confirmation probe's answer */
+	if (f->dir[ref.dir].flags & FD_RST)
+		tomb_news(e, ref.index, f, ref.dir, pk);
 	/* A silence our probes bridged says nothing about the middlebox's own timeout. */
 	if ((f->flags & FL_WATCH) || (!probed && (uint32_t)(e->now_ms - f->last_seen_ms) >= 1000))
 		watch_packet(e, ref.index, f, ref.dir, pk);
@@ -1119,9 +1330,10 @@ ENG_Create(const struct config *cfg, uint32_t max_flows, struct event_sink *sink
 	e->base_mono_ns = start->mono_ns;
 	load_params(e);
 	e->hist = calloc(HISTORY_SLOTS, sizeof(*e->hist));
+	e->tomb = calloc(TOMB_SLOTS, sizeof(*e->tomb));
 	e->decided = calloc(cfg->max_pending, sizeof(*e->decided));
 	e->ka.fd4 = e->ka.fd6 = -1;
-	if (e->hist == NULL || e->decided == NULL || HOLD_Init(&e->holds, cfg->max_pending) < 0 ||
+	if (e->hist == NULL || e->tomb == NULL || e->decided == NULL || HOLD_Init(&e->holds, cfg->max_pending) < 0 ||
 	    EVI_Init(&e->evi, WATCH_SLOTS, LEARN_NETS) < 0) {
 		ENG_Destroy(e);
 		return NULL;
@@ -1158,6 +1370,13 @@ ENG_Shutdown(struct engine *e)
 		if (f->flags & FL_LINKED)
 			end_flow(e, i, reason_shutdown);
 	}
+}
+
+void
+ENG_SetProbeSender(struct engine *e, eng_send_fn fn, void *ctx)
+{
+	e->send_fn = fn;
+	e->send_ctx = ctx;
 }
 
 void
@@ -1198,6 +1417,7 @@ ENG_Destroy(struct engine *e)
 	KA_Close(&e->ka);
 	free(e->kaf);
 	free(e->hist);
+	free(e->tomb);
 	free(e->decided);
 	free(e);
 }

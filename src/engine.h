@@ -37,6 +37,13 @@ struct engine_stats {
 	uint64_t rst_held;                /* packets held for judgement */
 	uint64_t rst_race;                /* RSTs contradicted by their sender's later traffic */
 	uint64_t pending_full;            /* RSTs judged at once because the pending table was full */
+	uint64_t rst_revised;             /* judged genuine, then shown forged by their sender's traffic */
+	uint64_t tombstones_full;         /* judged-genuine RSTs not kept for revision: table full */
+	uint64_t confirm_sent;            /* confirmation probes sent for held RSTs */
+	uint64_t confirm_ack;             /* ... answered by a live socket: the RST was forged */
+	uint64_t confirm_rst;             /* ... answered by a RST: the socket was gone, genuine */
+	uint64_t confirm_timeout;         /* ... unanswered when the hold ended: delivered */
+	uint64_t confirm_rate_limited;    /* held RSTs not probed: confirm_rate exhausted */
 	uint64_t evictions_rst;           /* middlebox evictions seen as a RST */
 	uint64_t evictions_blackhole;     /* ... seen as retransmissions into silence */
 	uint64_t watch_full;              /* resumptions not watched: table full */
@@ -108,6 +115,12 @@ void ENG_Shutdown(struct engine *e);
 /* Called once for every RST when it is judged (offline summaries). */
 typedef void (*eng_rst_hook)(void *ctx, const struct pkt *p, const struct rst_result *r, enum rg_verdict would);
 void ENG_SetRstHook(struct engine *e, eng_rst_hook fn, void *ctx);
+
+/* Send the engine's probes (keepalive, confirmation) through fn instead of raw sockets (tests,
+ * benchmarks). fn returns 0 when the packet went out. */
+struct flow;
+typedef int (*eng_send_fn)(void *ctx, const struct flow *f, const uint8_t *buf, uint32_t len);
+void ENG_SetProbeSender(struct engine *e, eng_send_fn fn, void *ctx);
 
 /* Log what has been learnt of each server network's idle timeout. */
 void ENG_LogLearned(const struct engine *e);

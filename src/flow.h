@@ -28,6 +28,7 @@ enum tcp_state {
 
 /* IP ID behaviour learnt per sender (IPv4). */
 enum ipid_habit { IPID_UNKNOWN = 0, IPID_INCREMENTING, IPID_ZERO, IPID_RANDOM };
+#define IPID_SAMPLES_MAX 63
 
 /* Per-direction flags. */
 #define FD_SEEN       0x0001  /* a packet was seen in this direction */
@@ -61,8 +62,9 @@ struct flow_dir {
 	uint8_t wscale;
 	uint8_t ttl_base;       /* TTL/hop limit baseline (SYN or first packet) */
 	uint8_t ttl_last;
-	uint8_t ipid_habit;     /* enum ipid_habit */
-	uint8_t ipid_samples;   /* consecutive observations supporting ipid_habit (saturates) */
+	uint8_t ipid_habit : 2;   /* enum ipid_habit */
+	uint8_t ipid_samples : 6; /* consecutive observations supporting ipid_habit (saturates) */
+	uint8_t ttl_spread;     /* largest |TTL - ttl_base| of the sender's packets (saturates) */
 	uint8_t ka_probes;      /* keepalive-like probes sent since the peer last answered */
 };
 

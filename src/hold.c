@@ -68,3 +68,19 @@ HOLD_NextDeadline(const struct hold_table *h, uint32_t *deadline)
 	}
 	return found;
 }
+
+const char *
+HOLD_ConfirmName(enum hold_confirm c)
+{
+	switch (c) {
+	case CONFIRM_ACK:
+		return "probe_ack";
+	case CONFIRM_RST:
+		return "probe_rst";
+	case CONFIRM_SENT:
+	case CONFIRM_TIMEOUT:
+		return "timeout";
+	default:
+		return NULL;
+	}
+}

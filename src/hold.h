@@ -10,6 +10,13 @@
 #include "packet.h"
 #include "rst.h"
 
+/* Active confirmation of a held RST: a probe toward its claimed sender in the name of its
+ * receiver. A live socket answers with an ACK, a stack without one with a RST. */
+enum hold_confirm { CONFIRM_NONE = 0, CONFIRM_SENT, CONFIRM_ACK, CONFIRM_RST, CONFIRM_TIMEOUT };
+
+/* Name of a confirmation outcome for events ("probe_ack", ...), NULL for none. */
+const char *HOLD_ConfirmName(enum hold_confirm c);
+
 struct pending_rst {
 	uint32_t flow_idx;
 	uint32_t flow_start_cs;   /* tells a recycled flow record apart */
@@ -18,6 +25,8 @@ struct pending_rst {
 	uint32_t deadline_ms;
 	uint64_t real_ns;         /* when the RST passed (the event's timestamp) */
 	uint32_t ack_before;      /* the sender's last ACK when the RST passed */
+	uint32_t race_from;       /* the sender's data from here on was sent after the RST: the
+	                           * lower of the RST's seq and the sender's SND.NXT then */
 	uint32_t idle_ms;         /* the flow's idle time when the RST came */
 	uint8_t dir;
 	uint8_t held;             /* the packet's verdict is still owed */
@@ -27,6 +36,8 @@ struct pending_rst {
 	uint8_t midstream;
 	uint8_t ttl_base;         /* the sender's TTL baseline, if has_base */
 	uint8_t has_base;
+	uint8_t confirm;          /* enum hold_confirm: the active confirmation's outcome */
+	uint8_t revised;          /* a late contradiction turned a genuine verdict into forged */
 	struct pkt pkt;           /* the RST's headers (payload pointer cleared) */
 	struct rst_result res;
 };

@@ -119,6 +119,14 @@ POLICY_Decide(const struct config *cfg, const struct pkt *p, const struct rst_re
 	return POLICY_WouldDo(cfg, p, r);
 }
 
+int
+POLICY_Protects(const struct config *cfg, const struct pkt *p)
+{
+	struct rst_result forged = { .cause = RST_CAUSE_INJECTED, .forged = 1 };
+
+	return POLICY_WouldDo(cfg, p, &forged) == RG_DROP;
+}
+
 const char *
 POLICY_VerdictName(enum rg_verdict v)
 {

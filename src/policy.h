@@ -20,6 +20,10 @@ enum rg_verdict POLICY_WouldDo(const struct config *cfg, const struct pkt *p, co
 /* The verdict to give: POLICY_WouldDo in enforce mode, always RG_ACCEPT in detect mode. */
 enum rg_verdict POLICY_Decide(const struct config *cfg, const struct pkt *p, const struct rst_result *r);
 
+/* Would a forged RST toward p's destination be dropped (protected, not exempt)? Only such RSTs
+ * are worth holding for judgement. */
+int POLICY_Protects(const struct config *cfg, const struct pkt *p);
+
 /* "accept" or "drop". */
 const char *POLICY_VerdictName(enum rg_verdict v);
 

@@ -14,22 +14,34 @@ static const char *const cause_names[RST_CAUSE_MAX] = {
 	"keepalive_timeout", "time_wait", "idle_eviction", "injected", "invalid_seq",
 };
 
+/* Weights: the threshold (60 by default) is the lightest conclusive signal, and any two
+ * corroborating signals of different groups but payload and identical copies (a genuine stack may
+ * put data on a RST, RFC 9293 3.10.7.1, or repeat it) reach it together. */
 static const struct {
 	const char *name;
 	int weight;
+	int conclusive;
+	const char *group;
 } evidence[RST_EV_COUNT] = {
-	[RST_EV_TTL] = { "ttl", 60 },
-	[RST_EV_IPID] = { "ipid", 60 },
-	[RST_EV_DF] = { "df", 30 },
-	[RST_EV_SEQ_AHEAD] = { "seq_ahead", 40 },
-	[RST_EV_SEQ_BURST] = { "seq_burst", 60 },
-	[RST_EV_TTL_BURST] = { "ttl_burst", 50 },
-	[RST_EV_IDENTICAL] = { "identical_copies", 10 },
-	[RST_EV_RACE] = { "race", 100 },
-	[RST_EV_TOO_FAST] = { "too_fast", 40 },
-	[RST_EV_PAYLOAD] = { "payload", 20 },
-	[RST_EV_WINDOW_COPY] = { "window_copy", 20 },
-	[RST_EV_ACK_INVALID] = { "ack_invalid", 40 },
+	[RST_EV_TTL] = { "ttl", 60, 1, "ttl" },
+	[RST_EV_IPID] = { "ipid", 30, 0, "ip" },
+	[RST_EV_DF] = { "df", 30, 0, "ip" },
+	[RST_EV_SEQ_AHEAD] = { "seq_ahead", 40, 0, "seq" },
+	[RST_EV_SEQ_BURST] = { "seq_burst", 60, 1, "burst" },
+	[RST_EV_TTL_BURST] = { "ttl_burst", 30, 0, "ttl" },
+	[RST_EV_IDENTICAL] = { "identical_copies", 10, 0, "copies" },
+	[RST_EV_RACE] = { "race", 100, 1, "race" },
+	[RST_EV_TOO_FAST] = { "too_fast", 30, 0, "timing" },
+	[RST_EV_PAYLOAD] = { "payload", 20, 0, "payload" },
+	[RST_EV_WINDOW_COPY] = { "window_copy", 30, 0, "window" },
+	[RST_EV_ACK_INVALID] = { "ack_invalid", 40, 0, "ack" },
+	[RST_EV_WINDOW_FOREIGN] = { "window_foreign", 30, 0, "window" },
+	[RST_EV_TS_ECHO] = { "ts_echo", 40, 0, "timestamp" },
+	[RST_EV_SIGNED] = { "signed", 40, 0, "option" },
+	[RST_EV_IPID_SIGNATURE] = { "ipid_signature", 60, 1, "signature" },
+	[RST_EV_RACE_LATE] = { "race_late", 100, 1, "race" },
+	[RST_EV_SYNACK_LATE] = { "synack_late", 100, 1, "race" },
+	[RST_EV_PROBE_ACK] = { "probe_ack", 100, 1, "probe" },
 };
 
 const char *
@@ -48,6 +60,37 @@ int
 RST_EvidenceWeight(unsigned bit)
 {
 	return bit < RST_EV_COUNT ? evidence[bit].weight : 0;
+}
+
+int
+RST_EvidenceConclusive(unsigned bit)
+{
+	return bit < RST_EV_COUNT && evidence[bit].conclusive;
+}
+
+const char *
+RST_EvidenceGroup(unsigned bit)
+{
+	return bit < RST_EV_COUNT ? evidence[bit].group : "unknown";
+}
+
+/* Conclusive, or two corroborating signals of different groups. */
+static int
+convincing(uint32_t bits)
+{
+	const char *first = NULL;
+
+	for (unsigned b = 0; b < RST_EV_COUNT; b++) {
+		if (!(bits & (1u << b)))
+			continue;
+		if (evidence[b].conclusive)
+			return 1;
+		if (first == NULL)
+			first = evidence[b].group;
+		else if (strcmp(first, evidence[b].group) != 0)
+			return 1;
+	}
+	return 0;
 }
 
 /* The cause a genuine RST would have at this point of the connection. */
@@ -109,6 +152,36 @@ ttl_off(uint8_t a, uint8_t b, uint8_t tol)
 	return abs((int)a - (int)b) > tol;
 }
 
+/* IP ID and DF (IPv4). Stacks draw a RST sent without a socket from another source than the
+ * connection's packets: 0 with DF (Linux, FreeBSD, XNU), a per-destination or host-wide counter
+ * (Linux before 2018, Windows, Solaris), a random value (OpenBSD). So an ID far from the
+ * connection's own counter says nothing; only values that no source of a stack with the sender's
+ * habit yields are evidence (docs/detection.md, research/ip-id-and-ttl-by-stack.md). */
+static void
+judge_ip(const struct flow_dir *s, const struct flow_dir *r, const struct pkt *p, struct rst_result *out)
+{
+	int seen = (s->flags & FD_SEEN) != 0;
+
+	if (p->family != AF_INET)
+		return;
+	/* A sender that stamps 0 on every DF packet (FreeBSD, XNU with rfc6864) does so on its
+	 * RSTs too, socket or not. */
+	if (seen && s->ipid_habit == IPID_ZERO && s->ipid_samples >= 3 && (s->flags & FD_DF) && p->df &&
+	    p->ipid != 0)
+		add(out, RST_EV_IPID);
+	/* A counter never gives the same value twice in a row: a copy of the sender's last ID. */
+	else if (seen && s->ipid_habit == IPID_INCREMENTING && s->ipid_samples >= 3 && p->ipid != 0 &&
+		 p->ipid == s->ipid)
+		add(out, RST_EV_IPID);
+	/* The other side's last ID (the SYN's, for an answer to a SYN): copied by an injector
+	 * that built its RST from what it saw. */
+	else if (p->ipid != 0 && (r->flags & FD_SEEN) && p->ipid == r->ipid &&
+		 (!seen || (uint16_t)(p->ipid - s->ipid) > 1024))
+		add(out, RST_EV_IPID);
+	if (seen && (s->flags & FD_DF) && !p->df)
+		add(out, RST_EV_DF);
+}
+
 /* The per-signal judgement against the claimed sender's baseline. */
 static void
 judge(const struct flow *f, int dir, const struct pkt *p, const struct rst_context *ctx,
@@ -118,50 +191,54 @@ judge(const struct flow *f, int dir, const struct pkt *p, const struct rst_conte
 	const struct rst_history *h = ctx->hist;
 	uint32_t rtt_us;
 
+	judge_ip(s, r, p, out);
 	if (s->flags & FD_SEEN) {
-		/* TTL: both the first and the latest packet must disagree (route changes move it). */
-		if (ttl_off(p->ttl, s->ttl_base, par->ttl_tolerance) && ttl_off(p->ttl, s->ttl_last, par->ttl_tolerance))
+		/* TTL: both the first and the latest packet disagree, and the sender's own packets
+		 * kept to one path (a route that moves makes the TTL no evidence). */
+		if (s->pkts >= 2 && s->ttl_spread <= par->ttl_tolerance &&
+		    ttl_off(p->ttl, s->ttl_base, par->ttl_tolerance) && ttl_off(p->ttl, s->ttl_last, par->ttl_tolerance))
 			add(out, RST_EV_TTL);
-
-		if (p->family == AF_INET) {
-			uint16_t delta = (uint16_t)(p->ipid - s->ipid);
-
-			/* Linux sends RSTs that have no socket with IP ID 0 and DF: never evidence. */
-			int kernel_reply = p->ipid == 0 && p->df;
-
-			if (s->ipid_habit == IPID_INCREMENTING && s->ipid_samples >= 3 && !kernel_reply &&
-			    (delta == 0 || delta > 1024))
-				add(out, RST_EV_IPID);
-			else if (s->ipid_habit == IPID_ZERO && s->ipid_samples >= 3 && p->ipid != 0)
-				add(out, RST_EV_IPID);
-			else if (p->ipid != 0 && (r->flags & FD_SEEN) && p->ipid == r->ipid &&
-				 s->ipid_habit != IPID_UNKNOWN && delta > 1024)
-				add(out, RST_EV_IPID);  /* copied from the other direction */
-			if ((s->flags & FD_DF) && !p->df)
-				add(out, RST_EV_DF);
-		}
 		/* A stack's RST carries SND.NXT at most: beyond it, the sender never sent those bytes. */
 		if (f->state >= TCP_ESTABLISHED && SEQ_GT(p->seq, s->next_seq))
 			add(out, RST_EV_SEQ_AHEAD);
-		if (p->win != 0 && (r->flags & FD_SEEN) && p->win == r->win && p->win != s->win)
-			add(out, RST_EV_WINDOW_COPY);
+		/* A stack's RST has window 0 (no socket) or its socket's current receive window,
+		 * which grows beyond the last one advertised only as the application reads: not
+		 * by 4x within a second of traffic. An injector writes a constant of its own. */
+		if (p->win != 0 && s->win != 0 && (uint32_t)p->win > 4u * s->win + 1024u && p->win != r->win &&
+		    ctx->since_last_us < 1000000)
+			add(out, RST_EV_WINDOW_FOREIGN);
 	}
+	if (p->win != 0 && (r->flags & FD_SEEN) && p->win == r->win && (!(s->flags & FD_SEEN) || p->win != s->win))
+		add(out, RST_EV_WINDOW_COPY);
 	if ((p->flags & TCPF_ACK) && (r->flags & FD_SEEN)) {
 		if (SEQ_GT(p->ack, r->next_seq))
 			add(out, RST_EV_ACK_INVALID);   /* acknowledges data never sent */
 		else if ((r->flags & FD_ISN) && p->ack == r->isn)
 			add(out, RST_EV_ACK_INVALID);   /* acknowledges the SYN's seq instead of seq + 1 */
 	}
+	/* Timestamps only grow: an echo above the receiver's latest TSval was never sent. */
+	if ((p->opts & TCPOPT_HAS_TS) && p->tsecr != 0 && (r->flags & FD_TS) && SEQ_GT(p->tsecr, r->tsval))
+		add(out, RST_EV_TS_ECHO);
+	/* A signature the receiver has no key for: it discards the segment (Linux
+	 * tcp_inbound_hash). Injectors use it to reach a middlebox but not the endpoint. */
+	if ((p->opts & (TCPOPT_HAS_MD5 | TCPOPT_HAS_AO)) && !(s->flags & FD_MD5) && !(r->flags & FD_MD5)) {
+		add(out, RST_EV_SIGNED);
+		out->discarded = 1;
+	}
 	if (p->payload_len > 0)
 		add(out, RST_EV_PAYLOAD);
+	if (ctx->signature)
+		add(out, RST_EV_IPID_SIGNATURE);
 
 	if (h) {
 		if (p->seq != h->last_seq && SEQ_GT(p->seq, s->next_seq) && (s->flags & FD_SEEN))
 			add(out, RST_EV_SEQ_BURST);
 		/* Copies with different TTLs (injectors that vary it), unless this one carries the
-		 * sender's own TTL: then it is the genuine RST after an injected one. */
+		 * sender's own TTL, first or latest: then it is the genuine RST after an injected
+		 * one, or after a route change. */
 		if (ttl_off(p->ttl, h->last_ttl, par->ttl_tolerance) &&
-		    (!(s->flags & FD_SEEN) || ttl_off(p->ttl, s->ttl_base, par->ttl_tolerance)))
+		    (!(s->flags & FD_SEEN) || (ttl_off(p->ttl, s->ttl_base, par->ttl_tolerance) &&
+					       ttl_off(p->ttl, s->ttl_last, par->ttl_tolerance))))
 			add(out, RST_EV_TTL_BURST);
 		if (p->seq == h->last_seq && p->ack == h->last_ack && p->ttl == h->last_ttl && h->identical >= 1)
 			add(out, RST_EV_IDENTICAL);
@@ -207,7 +284,7 @@ RST_AddEvidence(struct rst_result *r, unsigned bit, const struct rst_params *par
 {
 	if (bit < RST_EV_COUNT)
 		add(r, bit);
-	r->forged = !r->eviction && r->score >= par->threshold;
+	r->forged = !r->eviction && r->score >= par->threshold && convincing(r->evidence);
 	if (r->eviction)
 		r->cause = RST_CAUSE_IDLE_EVICTION;
 	else if (r->forged)
@@ -219,21 +296,56 @@ RST_AddEvidence(struct rst_result *r, unsigned bit, const struct rst_params *par
 }
 
 int
-RST_IsRace(const struct pkt *p, uint32_t rst_seq, uint32_t ack_before)
+RST_IsRace(const struct pkt *p, uint32_t race_from, uint32_t ack_before)
 {
 	if (p->flags & (TCPF_RST | TCPF_SYN))
 		return 0;
 	/* A FIN at or beyond the RST's sequence: the sender's socket is still there, closing. */
-	if ((p->flags & TCPF_FIN) && SEQ_GEQ(p->seq, rst_seq))
+	if ((p->flags & TCPF_FIN) && SEQ_GEQ(p->seq, race_from))
 		return 1;
 	/* New data at or beyond the RST's own sequence number: sent after it. Older data is a
 	 * reordered segment, not a contradiction. */
-	if (p->payload_len > 0 && SEQ_GEQ(p->seq, rst_seq))
+	if (p->payload_len > 0 && SEQ_GEQ(p->seq, race_from))
 		return 1;
 	/* An ACK that moves forward: the sender's stack is still receiving. */
-	if ((p->flags & TCPF_ACK) && SEQ_GEQ(p->seq, rst_seq) && SEQ_GT(p->ack, ack_before))
+	if ((p->flags & TCPF_ACK) && SEQ_GEQ(p->seq, race_from) && SEQ_GT(p->ack, ack_before))
 		return 1;
 	return 0;
+}
+
+int
+RST_IsLateSynAck(const struct pkt *p)
+{
+	return (p->flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) == (TCPF_SYN | TCPF_ACK);
+}
+
+int
+RST_SignatureSeen(struct rst_signatures *t, const struct pkt *p, uint32_t host, uint16_t sender_last_ipid,
+		  uint32_t now_ms)
+{
+	struct rst_sig_slot *sl;
+	unsigned n = 0, i, free_i = RST_SIG_HOSTS;
+
+	if (p->family != AF_INET || p->df || p->ipid == 0 || p->ipid == sender_last_ipid || host == 0)
+		return 0;
+	sl = &t->slot[(p->ipid * 31u + p->win) % RST_SIG_SLOTS];
+	if (sl->ipid != p->ipid || sl->win != p->win || now_ms - sl->last_ms > RST_SIG_WINDOW_MS) {
+		memset(sl, 0, sizeof(*sl));
+		sl->ipid = p->ipid;
+		sl->win = p->win;
+	}
+	sl->last_ms = now_ms;
+	for (i = 0; i < RST_SIG_HOSTS; i++) {
+		if (sl->hosts[i] == host)
+			free_i = RST_SIG_HOSTS + 1;   /* already counted */
+		else if (sl->hosts[i] == 0 && free_i == RST_SIG_HOSTS)
+			free_i = i;
+	}
+	if (free_i < RST_SIG_HOSTS)
+		sl->hosts[free_i] = host;
+	for (i = 0; i < RST_SIG_HOSTS; i++)
+		n += sl->hosts[i] != 0;
+	return n >= RST_SIG_HOSTS;
 }
 
 void

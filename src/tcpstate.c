@@ -1,6 +1,7 @@
 /* TCP tracking from the middle of the path. Everything learnt here comes from packets that are
  * not RSTs: a RST may be forged, so it never moves a sender's sequence, ACK, TTL or IP ID
  * baseline; it only changes the connection state once the engine has let it through. */
+#include <stdlib.h>
 #include <sys/socket.h>
 
 #include "tcpstate.h"
@@ -49,7 +50,7 @@ learn_ipid(struct flow_dir *d, const struct pkt *p)
 		else
 			vote = IPID_RANDOM;
 		if (vote == d->ipid_habit) {
-			if (d->ipid_samples < 255)
+			if (d->ipid_samples < IPID_SAMPLES_MAX)
 				d->ipid_samples++;
 		} else if (d->ipid_samples > 1) {
 			d->ipid_samples -= 2;
@@ -100,8 +101,15 @@ TCP_Update(struct flow *f, int dir, const struct pkt *p, uint32_t now_us)
 		return prev;
 	}
 
-	if (!(d->flags & FD_SEEN) || (p->flags & TCPF_SYN))
+	if (!(d->flags & FD_SEEN) || (p->flags & TCPF_SYN)) {
 		d->ttl_base = p->ttl;
+		d->ttl_spread = 0;
+	} else {
+		int off = abs((int)p->ttl - (int)d->ttl_base);
+
+		if (off > d->ttl_spread)
+			d->ttl_spread = (uint8_t)(off > 255 ? 255 : off);
+	}
 	d->ttl_last = p->ttl;
 	if (p->df)
 		d->flags |= FD_DF;

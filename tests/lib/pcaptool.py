@@ -211,6 +211,8 @@ def stable(path):
                 r = ev.get("rst", {})
                 out.update(cause=r.get("cause"), forged=r.get("forged"),
                            evidence=r.get("evidence"), verdict=ev.get("verdict"))
+                if r.get("revised"):
+                    out.update(revised=True)
             else:
                 out.update(kind=ev.get("eviction", {}).get("kind"))
             lines.append(json.dumps(out, separators=(", ", ": ")))

@@ -54,6 +54,10 @@ sc_init(struct sc *s, const char *name, enum rg_mode mode)
 	s->name = name;
 	CFG_SetDefaults(&s->cfg);
 	s->cfg.mode = mode;
+	/* Causes and flows here; holding every effective RST (the default) and confirmation
+	 * probes are test_rst's. */
+	s->cfg.hold_threshold = 1;
+	s->cfg.confirm = 0;
 }
 
 static void
@@ -558,6 +562,11 @@ test_invalid_seq(enum rg_mode mode)
 	seg(&s, &c, 1, TCPF_ACK | TCPF_PSH, 10);
 	step_ms(&s, 5);
 	seg(&s, &c, 0, TCPF_ACK, 0);
+	/* Its claimed sender talks on (acknowledges new data): the stale RST was injected
+	 * (ineffective), revised. */
+	ev = take(&s);
+	EV_OK(ev, count(ev, "\"revised\":true", "\"cause\":\"injected\"", "\"race_late\"", NULL) == 1,
+	    "%s: stale RST revised as injected when its sender talks on", name);
 	step_ms(&s, 30);
 	/* An in-window RST (beyond what the server sent): a challenge ACK, the flow stays. */
 	rst(&s, &c, 0, TCPF_RST | TCPF_ACK, c.sseq + 1000, c.cseq);

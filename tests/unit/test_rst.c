@@ -105,6 +105,7 @@ sim_start(struct sim *s, const char *name, int enforce, unsigned hold_threshold)
 	s->cfg.hold_min_ms = 20;   /* the windows below are computed for a 20 ms minimum */
 	s->cfg.mode = enforce ? RG_MODE_ENFORCE : RG_MODE_DETECT;
 	s->cfg.hold_threshold = hold_threshold;
+	s->cfg.confirm = 0;        /* confirmation probes: their own scenarios, with a fake sender */
 	EV_Flush();
 	s->ev_start = stat(ev_path, &st) == 0 ? (long)st.st_size : 0;
 	s->e = ENG_Create(&s->cfg, 4096, sink, seed, &t0);
@@ -226,6 +227,27 @@ event_for(const struct sim *s, int h, const char *type, char *out, size_t cap)
 	snprintf(want_type, sizeof(want_type), "\"event_type\":\"%s\"", type);
 	for (line = strtok_r(all, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (strstr(line, want_ts) && strstr(line, want_type)) {
+			snprintf(out, cap, "%s", line);
+			found = 1;
+			break;
+		}
+	}
+	free(all);
+	return found;
+}
+
+/* The revised rst event about packet h (stamped when revised, first_seen = the RST's time). */
+static int
+revised_for(const struct sim *s, int h, char *out, size_t cap)
+{
+	char ts[48], want[96];
+	char *all = read_events(s), *line, *save = NULL;
+	int found = 0;
+
+	EV_FormatTime(s->log[h].real_ns, ts, sizeof(ts));
+	snprintf(want, sizeof(want), "\"revised\":true,\"first_seen\":\"%s\"", ts);
+	for (line = strtok_r(all, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strstr(line, want)) {
 			snprintf(out, cap, "%s", line);
 			found = 1;
 			break;
@@ -388,6 +410,21 @@ expect_anomaly(const struct sim *s, int h, const char *what, int present)
 
 	tap_ok(has == present, "%s: %s: %s stream.suspected_rst_inject anomaly", s->name, what,
 	       present ? "an" : "no");
+}
+
+/* A revised rst event for packet h: forged, cause injected, with the late signal among its
+ * evidence (or none expected: present == 0). */
+static void
+expect_revised(const struct sim *s, int h, const char *what, const char *late, int present)
+{
+	char line[EVENT_LINE_MAX + 1];
+	int has = revised_for(s, h, line, sizeof(line));
+
+	tap_ok(has == present, "%s: %s: %s revised rst event", s->name, what, present ? "a" : "no");
+	if (!has || !present)
+		return;
+	tap_ok(strstr(line, "\"cause\":\"injected\"") && strstr(line, "\"forged\":true") && strstr(line, late),
+	       "%s: %s: revised as injected, forged, with %s (%s)", s->name, what, late, line);
 }
 
 static void
@@ -698,14 +735,17 @@ test_ipid(int enforce)
 
 	sim_start(&s, "ipid", enforce, 1);
 
-	/* Far from the server's counter. */
+	/* TRAP: far from the server's counter. Stacks draw a RST sent without the socket from
+	 * another counter (Linux before 2018 and Windows: per-destination or host-wide; the real
+	 * capture tls13draft16-ff52 shows it), so this is no evidence at all. */
 	baseline(&s, &a);
 	p = rst_like(&a, 1, TCPF_RST | TCPF_ACK);
 	p.ipid = (uint16_t)(p.ipid + 30000);
 	h = tx(&s, &p, 20 * MS);
-	expect_first(&s, h, "IP ID counter+30000", enforce ? RG_DROP : RG_ACCEPT);
-	expect_rst(&s, h, "IP ID counter+30000", "injected", 1, "ipid");
-	expect_anomaly(&s, h, "IP ID counter+30000", 1);
+	expect_first(&s, h, "IP ID counter+30000", RG_ACCEPT);
+	settle(&s, SETTLE);
+	expect_rst(&s, h, "IP ID counter+30000 (another counter of the stack)", "abort", 0, "");
+	expect_anomaly(&s, h, "IP ID counter+30000", 0);
 
 	/* TRAP: the server's socket is gone; the kernel answers the client's data with IP ID 0, DF. */
 	baseline(&s, &b);
@@ -730,7 +770,7 @@ test_ipid(int enforce)
 	p.df = 0;
 	p.ttl = 100;
 	h = tx(&s, &p, 20 * MS);
-	expect_rst(&s, h, "GFW type I signature (IP ID 0, no DF, TTL 100)", "injected", 1, "ttl,ipid,df");
+	expect_rst(&s, h, "GFW type I signature (IP ID 0, no DF, TTL 100)", "injected", 1, "ttl,df");
 	expect_verdict(&s, h, "GFW type I signature", enforce ? RG_DROP : RG_ACCEPT);
 
 	/* GFW type III: RST/ACK, IP ID 0x9916-0x9933, TTL 248, no DF. */
@@ -740,7 +780,7 @@ test_ipid(int enforce)
 	p.df = 0;
 	p.ttl = 248;
 	h = tx(&s, &p, 20 * MS);
-	expect_rst(&s, h, "GFW type III signature", "injected", 1, "ttl,ipid,df");
+	expect_rst(&s, h, "GFW type III signature", "injected", 1, "ttl,df");
 	expect_verdict(&s, h, "GFW type III signature", enforce ? RG_DROP : RG_ACCEPT);
 	sim_end(&s);
 }
@@ -776,8 +816,9 @@ test_ipid_habits(void)
 	p = rst_like(&b, 1, TCPF_RST | TCPF_ACK);
 	p.ipid = (uint16_t)(b.c.ipid - 1);
 	h = tx(&s, &p, 20 * MS);
+	settle(&s, SETTLE);
 	expect_ev(&s, h, "random-ID server, IP ID copied from the client", "ipid", 1);
-	expect_rst(&s, h, "random-ID server, IP ID copied from the client", "injected", 1, NULL);
+	expect_rst(&s, h, "random-ID server, IP ID copied from the client (corroborating alone)", "abort", 0, "ipid");
 
 	/* A server whose every IP ID is 0 (DF): a non-zero IP ID breaks the habit... */
 	c.s.ipid_mode = IPID_ZEROS;
@@ -785,7 +826,8 @@ test_ipid_habits(void)
 	p = rst_like(&c, 1, TCPF_RST | TCPF_ACK);
 	p.ipid = 0x1234;
 	h = tx(&s, &p, 20 * MS);
-	expect_rst(&s, h, "zero-ID server, IP ID 0x1234", "injected", 1, "ipid");
+	settle(&s, SETTLE);
+	expect_rst(&s, h, "zero-ID server, IP ID 0x1234 (corroborating alone)", "abort", 0, "ipid");
 	/* ...and the genuine one carries 0 (a fresh flow of the same kind). */
 	{
 		struct conn c2 = conn_new(AF_INET, 40114);
@@ -808,7 +850,8 @@ test_ipid_habits(void)
 	p = rst_like(&d, 1, TCPF_RST | TCPF_ACK);
 	p.ipid = (uint16_t)(p.ipid + 30000);
 	h = tx(&s, &p, 20 * MS);
-	expect_rst(&s, h, "IP ID counter+30000 after one reordered pair", "injected", 1, "ipid");
+	settle(&s, SETTLE);
+	expect_rst(&s, h, "IP ID counter+30000 after one reordered pair", "abort", 0, "");
 	sim_end(&s);
 }
 
@@ -901,7 +944,6 @@ test_payload_window(int enforce)
 	h = tx(&s, &p, 2600);
 	expect_rst(&s, h, "Henan firewall signature", "injected", 1, NULL);
 	expect_ev(&s, h, "Henan firewall signature", "ttl", 1);
-	expect_ev(&s, h, "Henan firewall signature", "ipid", 1);
 	expect_ev(&s, h, "Henan firewall signature", "df", 1);
 	expect_ev(&s, h, "Henan firewall signature", "payload", 1);
 	expect_verdict(&s, h, "Henan firewall signature", enforce ? RG_DROP : RG_ACCEPT);
@@ -1081,7 +1123,7 @@ test_ttl_burst(void)
 	r1 = tx(&s, &p, 20 * MS);
 	p.ttl = 59;
 	r2 = tx(&s, &p, 6 * MS);
-	expect_rst(&s, r2, "TTL 63 then 59 after a route change 63 -> 59 (weak alone)", NULL, 0, "ttl_burst");
+	expect_rst(&s, r2, "TTL 63 then 59 after a route change 63 -> 59 (the sender's latest TTL)", NULL, 0, "");
 	settle(&s, SETTLE);
 	expect_rst(&s, r1, "TTL 63 after a route change 63 -> 59", NULL, 0, NULL);
 
@@ -1628,7 +1670,13 @@ cause_invalid_seq(const struct mode *m)
 	expect_field(&s, g, "abort after the stale RST", "state", "established");
 	expect_verdict(&s, g, "abort after the stale RST", RG_ACCEPT);
 	expect_rst(&s, g, "abort after the stale RST", "abort", 0, NULL);
-	cause_done(&s, h, "stale out-of-window RST", "invalid_seq");
+	/* The server talked on after "its" RST: an ineffective injection, reported late. */
+	expect_rst(&s, h, "stale out-of-window RST", "invalid_seq", 0, NULL);
+	expect_revised(&s, h, "stale RST, then its sender's data", "race_late", 1);
+	expect_anomaly(&s, h, "stale RST, revised", 1);
+	if (s.enforce)
+		TAP_EQ_U(ENG_HeldCount(s.e), 0, "held count back to 0");
+	sim_end(&s);
 }
 
 static void
