@@ -63,16 +63,34 @@ def short(ev):
                 r.get("seq_check")))
 
 
+def same_rst(a, b):
+    """Two rst events about the same RST packet (a revision repeats the first event's RST)."""
+    ra, rb = a.get("rst", {}), b.get("rst", {})
+    return (a.get("flow_id") == b.get("flow_id") and a.get("src_ip") == b.get("src_ip") and
+            all(ra.get(k) == rb.get(k) for k in ("seq", "ack", "flags", "ttl", "ipid")))
+
+
 def conn_events(path, a_ip, a_port, b_ip, b_port, etype="rst"):
-    """Events of one connection (either direction), in file order."""
+    """Events of one connection (either direction), in file order. A revised rst event (late
+    evidence turned a genuine judgement into forged) takes the place of the event it revises:
+    one RST, one final judgement."""
     events, _bad = evq.load(path)
     out = []
     for e in events:
         if e.get("event_type") != etype:
             continue
         k = (e.get("src_ip"), e.get("src_port"), e.get("dest_ip"), e.get("dest_port"))
-        if k in ((a_ip, a_port, b_ip, b_port), (b_ip, b_port, a_ip, a_port)):
-            out.append(e)
+        if k not in ((a_ip, a_port, b_ip, b_port), (b_ip, b_port, a_ip, a_port)):
+            continue
+        if etype == "rst" and e.get("rst", {}).get("revised"):
+            for i, o in enumerate(out):
+                if same_rst(o, e) and not o.get("rst", {}).get("revised"):
+                    out[i] = e
+                    break
+            else:
+                out.append(e)
+            continue
+        out.append(e)
     return out
 
 
@@ -94,7 +112,8 @@ def row(args, role, family, exp_forged, exp_cause, ev):
     r.update(observed_forged=rst.get("forged"), observed_cause=rst.get("cause"),
              verdict=ev.get("verdict"), evidence=rst.get("evidence"), score=rst.get("score"),
              direction=rst.get("direction"), would_drop=rst.get("would_drop"),
-             held=rst.get("held"))
+             held=rst.get("held"), revised=bool(rst.get("revised")),
+             confirmed=rst.get("confirmed"))
     if "apparent_cause" in rst:
         r["apparent_cause"] = rst["apparent_cause"]
     return r

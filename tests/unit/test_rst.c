@@ -444,7 +444,7 @@ expect_first(const struct sim *s, int h, const char *what, enum rg_verdict want)
 
 /* ---- connections ---- */
 
-enum ipid_mode { IPID_COUNT = 0, IPID_RAND, IPID_ZEROS };
+enum ipid_mode { IPID_COUNT = 0, IPID_RAND, IPID_ZEROS, IPID_CONST };
 
 struct side {
 	const char *addr;
@@ -501,6 +501,8 @@ next_ipid(struct side *a)
 		return a->ipid;
 	case IPID_ZEROS:
 		return 0;
+	case IPID_CONST:
+		return a->ipid;
 	default:
 		return a->ipid++;
 	}
@@ -1817,6 +1819,218 @@ test_verdicts_one_batch(void)
 	sim_end(&s);
 }
 
+/* ---- late evidence and active confirmation ---- */
+
+struct fake_sender {
+	int sent;
+	uint8_t last[128];
+	uint32_t len;
+};
+
+static int
+fake_send(void *ctx, const struct flow *f, const uint8_t *buf, uint32_t len)
+{
+	struct fake_sender *fs = ctx;
+
+	(void)f;
+	fs->sent++;
+	fs->len = len < sizeof(fs->last) ? len : (uint32_t)sizeof(fs->last);
+	memcpy(fs->last, buf, fs->len);
+	return 0;
+}
+
+static uint32_t
+get32(const uint8_t *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Detect mode: a RST judged genuine is revised when its sender talks on after the wait. */
+static void
+test_revised(void)
+{
+	struct sim s;
+	struct conn a = conn_new(AF_INET, 40800), b = conn_new(AF_INET, 40801), c = conn_new(AF_INET, 40802);
+	struct pb_spec p, old;
+	int h;
+
+	sim_start(&s, "revised", DETECT, 1);
+	/* A perfect mimic; the server stays silent for 1 s (longer than any wait), then sends. */
+	baseline(&s, &a);
+	p = rst_like(&a, 1, TCPF_RST | TCPF_ACK);
+	h = tx(&s, &p, 20 * MS);
+	settle(&s, SETTLE);
+	expect_rst(&s, h, "perfect mimic, its sender silent past the wait", "abort", 0, "");
+	expect_revised(&s, h, "perfect mimic, nothing more yet", "race_late", 0);
+	send_seg(&s, &a, 1, TCPF_ACK, 1448, 1000 * MS);
+	expect_revised(&s, h, "perfect mimic, then the server's new data 1 s later", "\"race_late\"", 1);
+	expect_anomaly(&s, h, "revised mimic", 1);
+	{
+		char line[EVENT_LINE_MAX + 1];
+
+		tap_ok(revised_for(&s, h, line, sizeof(line)) && strstr(line, "\"flow_id\"") &&
+		       strstr(line, "\"verdict\":\"accept\""),
+		       "%s: the revision keeps flow_id and says the RST passed", s.name);
+	}
+
+	/* TRAP: a genuine abort, then a segment the server sent before it (reordered, below
+	 * the RST's seq): no revision. */
+	baseline(&s, &b);
+	old = seg(&b, 1, TCPF_ACK, 1448);
+	h = send_active_rst(&s, &b, 1, 1 * MS);
+	tx(&s, &old, 200);
+	settle(&s, SETTLE);
+	expect_rst(&s, h, "genuine abort, then an older segment", "abort", 0, NULL);
+	expect_revised(&s, h, "genuine abort, then an older segment", "race_late", 0);
+
+	/* TRAP: the sender talks on only after revise_window (a new life of the tuple's peer). */
+	baseline(&s, &c);
+	p = rst_like(&c, 1, TCPF_RST | TCPF_ACK);
+	h = tx(&s, &p, 20 * MS);
+	settle(&s, SETTLE);
+	send_seg(&s, &c, 1, TCPF_ACK, 1448, (uint64_t)(s.cfg.revise_window + 1) * 1000 * MS);
+	expect_revised(&s, h, "sender talks on after revise_window", "race_late", 0);
+	sim_end(&s);
+}
+
+/* Injections answering the SYN: caught at once with two corroborating signals, or revised when
+ * the real SYN-ACK comes. */
+static void
+test_handshake(int enforce)
+{
+	struct sim s;
+	struct conn a = conn_new(AF_INET, 40850), b = conn_new(AF_INET, 40851);
+	struct pb_spec p, r;
+	int h;
+
+	sim_start(&s, "handshake", enforce, 0);
+	/* ack = the client's ISN (not ISN + 1), IP ID copied from the SYN. */
+	p = seg(&a, 0, TCPF_SYN, 0);
+	h = tx(&s, &p, 1 * MS);
+	r = rst_like(&a, 1, TCPF_RST | TCPF_ACK);
+	r.ack = a.c.isn;
+	r.ipid = p.ipid;
+	r.ttl = 60;
+	h = tx(&s, &r, 3 * MS);
+	expect_rst(&s, h, "RST/ACK to the SYN, ack = ISN, IP ID of the SYN", "injected", 1, "ipid,ack_invalid");
+	expect_field(&s, h, "RST to the SYN, ack = ISN", "effective", "false");
+	expect_verdict(&s, h, "RST to the SYN, ack = ISN", enforce ? RG_DROP : RG_ACCEPT);
+
+	/* ack = ISN + 1 (effective), a timestamp echo the client never sent: one signal only;
+	 * the server's real SYN-ACK 30 ms later revises it. */
+	p = seg(&b, 0, TCPF_SYN, 0);
+	p.ts = 1;
+	p.tsval = 1000;
+	tx(&s, &p, 1 * MS);
+	r = rst_like(&b, 1, TCPF_RST | TCPF_ACK);
+	r.ts = 1;
+	r.tsval = 777;
+	r.tsecr = 5000;
+	h = tx(&s, &r, 3 * MS);
+	expect_rst(&s, h, "RST/ACK to the SYN echoing a TSval never sent", "refused", 0, "ts_echo");
+	expect_verdict(&s, h, "RST to the SYN, one signal", RG_ACCEPT);
+	p = seg(&b, 1, TCPF_SYN | TCPF_ACK, 0);
+	p.ipid = 0;
+	tx(&s, &p, 30 * MS);
+	expect_revised(&s, h, "RST to the SYN, then the server's SYN-ACK", "\"synack_late\"", 1);
+	sim_end(&s);
+}
+
+/* Enforce mode: a held RST's claimed sender is asked with a probe in the receiver's name. */
+static void
+test_confirm(void)
+{
+	struct sim s;
+	struct conn a = conn_new(AF_INET, 40870), b = conn_new(AF_INET, 40871), c = conn_new(AF_INET, 40872);
+	struct fake_sender fs = { 0 };
+	struct pb_spec p;
+	int h, g;
+
+	sim_start(&s, "confirm", ENFORCE, 0);
+	s.cfg.confirm = 1;
+	ENG_SetProbeSender(s.e, fake_send, &fs);
+
+	/* A perfect mimic: the server's live socket answers the probe with a duplicate ACK. */
+	baseline(&s, &a);
+	p = rst_like(&a, 1, TCPF_RST | TCPF_ACK);
+	h = tx(&s, &p, 20 * MS);
+	expect_first(&s, h, "perfect mimic", RG_HOLD);
+	tap_ok(fs.sent == 1, "%s: one probe sent (got %d)", s.name, fs.sent);
+	tap_ok(fs.len >= 40 && get32(fs.last + 24) == a.c.nxt - 1 && get32(fs.last + 28) == a.s.nxt,
+	       "%s: probe in the client's name: seq = its SND.NXT - 1, ack = its RCV.NXT", s.name);
+	p = seg(&a, 1, TCPF_ACK, 0);
+	g = tx(&s, &p, a.rtt_s_us);
+	expect_first(&s, g, "the server's answer to the probe (absorbed)", RG_DROP);
+	expect_verdict(&s, h, "perfect mimic, the server's socket alive", RG_DROP);
+	expect_rst(&s, h, "perfect mimic, probe answered by an ACK", "injected", 1, "probe_ack");
+	expect_field(&s, h, "perfect mimic", "confirmed", "probe_ack");
+
+	/* A genuine abort: the server's stack has no socket and answers the probe with a RST. */
+	baseline(&s, &b);
+	h = send_active_rst(&s, &b, 1, 20 * MS);
+	expect_first(&s, h, "genuine abort", RG_HOLD);
+	tap_ok(fs.sent == 2, "%s: a probe for the genuine abort (got %d)", s.name, fs.sent);
+	g = send_passive_rst(&s, &b, 1, b.rtt_s_us);
+	expect_verdict(&s, h, "genuine abort, probe answered by a RST", RG_ACCEPT);
+	expect_rst(&s, h, "genuine abort, probe answered by a RST", "abort", 0, NULL);
+	expect_field(&s, h, "genuine abort", "confirmed", "probe_rst");
+	expect_verdict(&s, g, "the stack's RST answering the probe", RG_ACCEPT);
+
+	/* A genuine abort whose sender is gone silent: delivered when the hold ends. */
+	baseline(&s, &c);
+	h = send_active_rst(&s, &c, 1, 20 * MS);
+	settle(&s, SETTLE);
+	expect_verdict(&s, h, "genuine abort, probe unanswered", RG_ACCEPT);
+	expect_field(&s, h, "genuine abort, probe unanswered", "confirmed", "timeout");
+	TAP_EQ_U(ENG_HeldCount(s.e), 0, "held count back to 0");
+	sim_end(&s);
+}
+
+/* One constant IP ID and window on RSTs claimed by several unrelated hosts: an injector's stamp. */
+static void
+test_signature(void)
+{
+	static const char *const servers[] = { "198.18.3.11", "198.18.3.12", "198.18.3.13" };
+	static const char *const fleet[] = { "198.18.3.21", "198.18.3.22", "198.18.3.23" };
+	struct sim s;
+	struct pb_spec p;
+	int h[3];
+
+	sim_start(&s, "signature", DETECT, 1);
+	for (int i = 0; i < 3; i++) {
+		struct conn k = conn_new(AF_INET, (uint16_t)(40900 + i));
+
+		k.s.addr = servers[i];
+		baseline(&s, &k);
+		p = rst_like(&k, 1, TCPF_RST | TCPF_ACK);
+		p.ipid = 0x3412;
+		p.df = 0;
+		p.win = 1024;
+		h[i] = tx(&s, &p, 20 * MS);
+	}
+	settle(&s, SETTLE);
+	expect_rst(&s, h[0], "first host's RST with IP ID 0x3412, window 1024, no DF", NULL, 0, "df");
+	expect_rst(&s, h[2], "third host's RST with the same IP ID and window", "injected", 1, "df,ipid_signature");
+
+	/* TRAP: a fleet of devices whose every packet carries one constant IP ID: their own
+	 * RSTs carry it too, and that is their habit, not an injector's stamp. */
+	for (int i = 0; i < 3; i++) {
+		struct conn k = conn_new(AF_INET, (uint16_t)(40910 + i));
+
+		k.s.addr = fleet[i];
+		k.s.ipid_mode = IPID_CONST;
+		k.s.ipid = 0x2222;
+		baseline(&s, &k);
+		p = rst_like(&k, 1, TCPF_RST | TCPF_ACK);
+		p.df = 0;
+		p.win = 1024;
+		h[i] = tx(&s, &p, 20 * MS);
+	}
+	settle(&s, SETTLE);
+	expect_rst(&s, h[2], "third device of a constant-ID fleet", NULL, 0, "df");
+	sim_end(&s);
+}
+
 int
 main(void)
 {
@@ -1867,6 +2081,11 @@ main(void)
 	test_both_ends(0);
 	test_midstream(DETECT);
 	test_midstream(ENFORCE);
+	test_revised();
+	test_handshake(DETECT);
+	test_handshake(ENFORCE);
+	test_confirm();
+	test_signature();
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		const struct mode *m = &modes[i];
 
