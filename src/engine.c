@@ -804,10 +804,12 @@ tomb_news(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct 
 	}
 	if (t->prev_state == TCP_SYN_SENT && dir == DIR_TOCLIENT && RST_IsLateSynAck(p))
 		bit = RST_EV_SYNACK_LATE;
-	else if (RST_IsRace(p, t->race_from, t->ack_before))
+	else if (RST_IsRace(p, &t->pkt, t->ack_before))
 		bit = RST_EV_RACE_LATE;
 	else
 		return;
+	t->was_cause = (uint8_t)was;
+	t->was_evidence = t->res.evidence;
 	RST_AddEvidence(&t->res, bit, &e->par);
 	if (!t->res.forged)
 		return;
@@ -844,7 +846,13 @@ conclude(struct engine *e, struct flow *f, struct pending_rst *pr)
 		e->st.rst_dropped++;
 	emit_rst(e, pr, verdict, would);
 	if (e->rst_hook)
-		e->rst_hook(e->rst_hook_ctx, &pr->pkt, &pr->res, would);
+	{
+		struct rst_result was = pr->res;
+
+		was.cause = (enum rst_cause)pr->was_cause;
+		was.evidence = pr->was_evidence;
+		e->rst_hook(e->rst_hook_ctx, &pr->pkt, &pr->res, would, pr->revised ? &was : NULL);
+	}
 	if (pr->res.forged) {
 		emit_anomaly(e, pr);
 		if (f)
@@ -919,7 +927,7 @@ pending_news(struct engine *e, uint32_t idx, struct flow *f, int dir, const stru
 				e->st.confirm_ack++;
 				RST_AddEvidence(&pr->res, RST_EV_PROBE_ACK, &e->par);
 				absorbed = 1;
-			} else if (!(p->flags & TCPF_RST) && RST_IsRace(p, pr->race_from, pr->ack_before)) {
+			} else if (!(p->flags & TCPF_RST) && RST_IsRace(p, &pr->pkt, pr->ack_before)) {
 				RST_AddEvidence(&pr->res, RST_EV_RACE, &e->par);
 				e->st.rst_race++;
 			}
@@ -1040,8 +1048,6 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 		now_pr.idle_ms = e->now_ms - f->last_seen_ms;
 		now_pr.midstream = (f->flags & FL_MIDSTREAM) != 0;
 		now_pr.ack_before = s->last_ack;
-		/* A RST ahead of what its sender sent (out of window) is contradicted by any new data. */
-		now_pr.race_from = (s->flags & FD_SEEN) && SEQ_LT(s->next_seq, p->seq) ? s->next_seq : p->seq;
 		if (s->flags & FD_SEEN) {
 			now_pr.has_base = 1;
 			now_pr.ttl_base = s->ttl_base;

@@ -112,8 +112,10 @@ void ENG_Tick(struct engine *e);
  * with reason "shutdown"). */
 void ENG_Shutdown(struct engine *e);
 
-/* Called once for every RST when it is judged (offline summaries). */
-typedef void (*eng_rst_hook)(void *ctx, const struct pkt *p, const struct rst_result *r, enum rg_verdict would);
+/* Called once for every RST when it is judged (offline summaries), and again if a late
+ * contradiction revises it: then was holds the first judgement's cause and evidence. */
+typedef void (*eng_rst_hook)(void *ctx, const struct pkt *p, const struct rst_result *r, enum rg_verdict would,
+			     const struct rst_result *was);
 void ENG_SetRstHook(struct engine *e, eng_rst_hook fn, void *ctx);
 
 /* Send the engine's probes (keepalive, confirmation) through fn instead of raw sockets (tests,

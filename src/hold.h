@@ -25,8 +25,6 @@ struct pending_rst {
 	uint32_t deadline_ms;
 	uint64_t real_ns;         /* when the RST passed (the event's timestamp) */
 	uint32_t ack_before;      /* the sender's last ACK when the RST passed */
-	uint32_t race_from;       /* the sender's data from here on was sent after the RST: the
-	                           * lower of the RST's seq and the sender's SND.NXT then */
 	uint32_t idle_ms;         /* the flow's idle time when the RST came */
 	uint8_t dir;
 	uint8_t held;             /* the packet's verdict is still owed */
@@ -38,6 +36,8 @@ struct pending_rst {
 	uint8_t has_base;
 	uint8_t confirm;          /* enum hold_confirm: the active confirmation's outcome */
 	uint8_t revised;          /* a late contradiction turned a genuine verdict into forged */
+	uint8_t was_cause;        /* (revised) the cause it was first reported with */
+	uint32_t was_evidence;    /* (revised) and the evidence */
 	struct pkt pkt;           /* the RST's headers (payload pointer cleared) */
 	struct rst_result res;
 };

@@ -356,6 +356,11 @@ log_stats(struct worker *w, unsigned n)
 		 (unsigned long long)es.rst_dropped, (unsigned long long)es.rst_would_drop,
 		 (unsigned long long)es.rst_held, (unsigned long long)es.rst_race,
 		 (unsigned long long)es.pending_full);
+	log_info("late evidence: revised %llu, not kept (tombstones full) %llu; confirmation probes: sent %llu, answered by ack (forged) %llu, by rst (genuine) %llu, unanswered %llu, rate-limited %llu",
+		 (unsigned long long)es.rst_revised, (unsigned long long)es.tombstones_full,
+		 (unsigned long long)es.confirm_sent, (unsigned long long)es.confirm_ack,
+		 (unsigned long long)es.confirm_rst, (unsigned long long)es.confirm_timeout,
+		 (unsigned long long)es.confirm_rate_limited);
 	log_info("evictions: rst %llu, black hole %llu (resumptions not watched: %llu); keepalive probes: sent %llu, answered %llu, unanswered %llu, answered by rst %llu, rate-limited %llu, send errors %llu",
 		 (unsigned long long)es.evictions_rst, (unsigned long long)es.evictions_blackhole,
 		 (unsigned long long)es.watch_full, (unsigned long long)es.probes_sent,

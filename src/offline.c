@@ -50,6 +50,7 @@ struct pair_count {
 struct summary {
 	uint64_t rst_by_cause[RST_CAUSE_MAX];
 	uint64_t forged;
+	uint64_t revised;          /* of which first judged genuine, then forged by late evidence */
 	uint64_t evidence[RST_EV_COUNT];
 	uint64_t would_drop;
 	struct pair_count *pairs;
@@ -164,16 +165,24 @@ pair_slot(struct summary *s, const struct pkt *p)
 }
 
 static void
-count_rst(void *ctx, const struct pkt *p, const struct rst_result *r, enum rg_verdict would)
+count_rst(void *ctx, const struct pkt *p, const struct rst_result *r, enum rg_verdict would,
+	  const struct rst_result *was)
 {
 	struct summary *s = ctx;
 	struct pair_count *pc;
+	uint32_t new_bits = r->evidence;
 
+	/* A revision: the same RST, counted once, under its new judgement. */
+	if (was) {
+		s->rst_by_cause[was->cause]--;
+		new_bits &= ~was->evidence;
+		s->revised++;
+	}
 	s->rst_by_cause[r->cause]++;
 	if (r->forged)
 		s->forged++;
 	for (unsigned b = 0; b < RST_EV_COUNT; b++)
-		if (r->evidence & (1u << b))
+		if (new_bits & (1u << b))
 			s->evidence[b]++;
 	if (would == RG_DROP)
 		s->would_drop++;
@@ -182,7 +191,8 @@ count_rst(void *ctx, const struct pkt *p, const struct rst_result *r, enum rg_ve
 		s->pairs_lost++;
 		return;
 	}
-	pc->rsts++;
+	if (!was)
+		pc->rsts++;
 	if (r->forged)
 		pc->forged++;
 }
@@ -233,6 +243,7 @@ print_summary(FILE *out, enum summary_format fmt, const char *path, uint64_t fra
 				JSON_U64(&j, RST_CauseName((enum rst_cause)c), s->rst_by_cause[c]);
 		JSON_ObjectClose(&j);
 		JSON_U64(&j, "forged", s->forged);
+		JSON_U64(&j, "revised", s->revised);
 		JSON_ObjectOpen(&j, "forged_evidence");
 		for (unsigned e = 0; e < RST_EV_COUNT; e++)
 			if (s->evidence[e])
@@ -268,7 +279,8 @@ print_summary(FILE *out, enum summary_format fmt, const char *path, uint64_t fra
 	for (int c = 0; c < RST_CAUSE_MAX; c++)
 		if (s->rst_by_cause[c])
 			fprintf(out, "    %-18s %" PRIu64 "\n", RST_CauseName((enum rst_cause)c), s->rst_by_cause[c]);
-	fprintf(out, "  forged %" PRIu64 " (would drop %" PRIu64 "), evidence:", s->forged, s->would_drop);
+	fprintf(out, "  forged %" PRIu64 " (revised late %" PRIu64 ", would drop %" PRIu64 "), evidence:", s->forged,
+		s->revised, s->would_drop);
 	for (unsigned e = 0; e < RST_EV_COUNT; e++)
 		if (s->evidence[e])
 			fprintf(out, " %s=%" PRIu64, RST_EvidenceName(e), s->evidence[e]);

@@ -14,9 +14,12 @@ static const char *const cause_names[RST_CAUSE_MAX] = {
 	"keepalive_timeout", "time_wait", "idle_eviction", "injected", "invalid_seq",
 };
 
-/* Weights: the threshold (60 by default) is the lightest conclusive signal, and any two
- * corroborating signals of different groups but payload and identical copies (a genuine stack may
- * put data on a RST, RFC 9293 3.10.7.1, or repeat it) reach it together. */
+/* Weights. The threshold (60 by default) is the lightest conclusive signal. Corroborating signals
+ * about how the RST was built (IP header, ACK, window, timestamp, options) weigh 30, so two of
+ * different groups reach it; those that an incomplete view of the flow or plain timing can raise
+ * on a genuine RST (a gateway that missed packets sees seq_ahead; a spontaneous abort during a
+ * download lands within half an RTT of a client ACK; RFC 9293 3.10.7.1 allows data on a RST; some
+ * stacks repeat a RST) weigh 20 or less and need two companions. docs/detection.md */
 static const struct {
 	const char *name;
 	int weight;
@@ -26,18 +29,18 @@ static const struct {
 	[RST_EV_TTL] = { "ttl", 60, 1, "ttl" },
 	[RST_EV_IPID] = { "ipid", 30, 0, "ip" },
 	[RST_EV_DF] = { "df", 30, 0, "ip" },
-	[RST_EV_SEQ_AHEAD] = { "seq_ahead", 40, 0, "seq" },
+	[RST_EV_SEQ_AHEAD] = { "seq_ahead", 20, 0, "seq" },
 	[RST_EV_SEQ_BURST] = { "seq_burst", 60, 1, "burst" },
 	[RST_EV_TTL_BURST] = { "ttl_burst", 30, 0, "ttl" },
 	[RST_EV_IDENTICAL] = { "identical_copies", 10, 0, "copies" },
 	[RST_EV_RACE] = { "race", 100, 1, "race" },
-	[RST_EV_TOO_FAST] = { "too_fast", 30, 0, "timing" },
+	[RST_EV_TOO_FAST] = { "too_fast", 20, 0, "timing" },
 	[RST_EV_PAYLOAD] = { "payload", 20, 0, "payload" },
 	[RST_EV_WINDOW_COPY] = { "window_copy", 30, 0, "window" },
-	[RST_EV_ACK_INVALID] = { "ack_invalid", 40, 0, "ack" },
+	[RST_EV_ACK_INVALID] = { "ack_invalid", 30, 0, "ack" },
 	[RST_EV_WINDOW_FOREIGN] = { "window_foreign", 30, 0, "window" },
-	[RST_EV_TS_ECHO] = { "ts_echo", 40, 0, "timestamp" },
-	[RST_EV_SIGNED] = { "signed", 40, 0, "option" },
+	[RST_EV_TS_ECHO] = { "ts_echo", 30, 0, "timestamp" },
+	[RST_EV_SIGNED] = { "signed", 30, 0, "option" },
 	[RST_EV_IPID_SIGNATURE] = { "ipid_signature", 60, 1, "signature" },
 	[RST_EV_RACE_LATE] = { "race_late", 100, 1, "race" },
 	[RST_EV_SYNACK_LATE] = { "synack_late", 100, 1, "race" },
@@ -296,21 +299,25 @@ RST_AddEvidence(struct rst_result *r, unsigned bit, const struct rst_params *par
 }
 
 int
-RST_IsRace(const struct pkt *p, uint32_t race_from, uint32_t ack_before)
+RST_IsRace(const struct pkt *p, const struct pkt *rst, uint32_t ack_before)
 {
 	if (p->flags & (TCPF_RST | TCPF_SYN))
 		return 0;
 	/* A FIN at or beyond the RST's sequence: the sender's socket is still there, closing. */
-	if ((p->flags & TCPF_FIN) && SEQ_GEQ(p->seq, race_from))
+	if ((p->flags & TCPF_FIN) && SEQ_GEQ(p->seq, rst->seq))
 		return 1;
 	/* New data at or beyond the RST's own sequence number: sent after it. Older data is a
 	 * reordered segment, not a contradiction. */
-	if (p->payload_len > 0 && SEQ_GEQ(p->seq, race_from))
+	if (p->payload_len > 0 && SEQ_GEQ(p->seq, rst->seq))
 		return 1;
-	/* An ACK that moves forward: the sender's stack is still receiving. */
-	if ((p->flags & TCPF_ACK) && SEQ_GEQ(p->seq, race_from) && SEQ_GT(p->ack, ack_before))
+	/* An ACK that moves forward: the sender's stack is still receiving. At or beyond the
+	 * RST's seq, beyond what the gateway saw it acknowledge before; at any seq (a RST far out
+	 * of window), beyond what the RST/ACK itself acknowledged. */
+	if (!(p->flags & TCPF_ACK))
+		return 0;
+	if (SEQ_GEQ(p->seq, rst->seq) && SEQ_GT(p->ack, ack_before))
 		return 1;
-	return 0;
+	return (rst->flags & TCPF_ACK) && SEQ_GT(p->ack, rst->ack) && SEQ_GT(p->ack, ack_before);
 }
 
 int

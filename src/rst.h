@@ -121,10 +121,9 @@ const char *RST_CauseName(enum rst_cause c);
 /* Name of evidence bit i ("ttl", "ipid", ...). */
 const char *RST_EvidenceName(unsigned bit);
 
-/* Does packet p, sent by the RST's claimed sender after the RST, contradict it? race_from is the
- * RST's seq, or the sender's SND.NXT when that was lower (a RST ahead of its sender's data);
- * ack_before the sender's last ACK when the RST passed. */
-int RST_IsRace(const struct pkt *p, uint32_t race_from, uint32_t ack_before);
+/* Does packet p, sent by the RST's claimed sender after the RST rst, contradict it? ack_before is
+ * the sender's last ACK when the RST passed. */
+int RST_IsRace(const struct pkt *p, const struct pkt *rst, uint32_t ack_before);
 
 /* Does packet p from a RST's claimed sender, after a RST that answered its peer's SYN, finish the
  * handshake the RST refused (a SYN-ACK)? */
