@@ -82,7 +82,7 @@ OVERRIDE_MEMBERS=$(grep -o 'strcmp(mname, "[a-z_]*")' "$CONFIG_C" | sed 's/.*"\(
 
 # RST causes and forged-RST signals ("name weight").
 CAUSES=$(sed -n '/cause_names\[[A-Z_]*\] = {/,/};/p' "$RST_C" | grep -o '"[a-z_]*"' | tr -d '"' | sort -u)
-SIGNALS=$(sed -n 's/.*\[RST_EV_[A-Z_]*\] = { *"\([a-z_]*\)", *\([0-9]*\) *}.*/\1 \2/p' "$RST_C" | sort -u)
+SIGNALS=$(sed -n 's/.*\[RST_EV_[A-Z_]*\] = { *"\([a-z_]*\)", *\([0-9]*\),.*/\1 \2/p' "$RST_C" | sort -u)
 
 [ -n "$LONGOPTS" ] || rg_bail "no long options found in $MAIN_C (longopts table moved?)"
 [ -n "$SHORTOPTS" ] || rg_bail "no short options found in $MAIN_C (getopt_long string moved?)"

@@ -17,8 +17,8 @@
 #   P1 over IPv6    hop limit 40                                           -> ttl
 #   P5 mimic-exact  nothing differs, not even the IP ID (server's + 2), with a long judgement
 #                   wait: the race (detect) or the confirmation probe (enforce)
-#   P6 mimic-exact  the same under the default wait, the server silent for 1 s after the
-#                   request: detect reports it at once as genuine, then a revised event
+#   P6 mimic-exact  the same under the default wait, injected once the server acknowledged the
+#                   request, the server then silent for 1 s: detect reports it at once as genuine, then a revised event
 #                   (race_late) when the server talks on; enforce holds it, probes the server in
 #                   the client's name, the server's live socket answers with an ACK (probe_ack):
 #                   dropped, and the transfer completes
@@ -69,7 +69,7 @@ SCEN_DEFAULT=(
 	"P3 mimic 4 -ttl,-df,-window_copy 1:50"
 	"P4 both-ends 4 df,window_foreign|df,window_foreign 0:5"
 	"P1v6 bare-ttl 6 ttl 1:50"
-	"P6 mimic-exact 4 race_late,-ttl,-ipid,-df,-window_copy@probe_ack,-ttl,-ipid,-df,-window_copy 1:50 1.0"
+	"P6 mimic-exact+after-ack 4 race_late,-ttl,-ipid,-df,-window_copy@probe_ack,-ttl,-ipid,-df,-window_copy 1:50 1.0"
 )
 SCEN_LONG=(
 	"P5 mimic-exact 4 -ttl,-ipid,-df,-window_copy 1:50"
@@ -138,10 +138,11 @@ app_outcome_ok() {
 
 # scenario MODE "TAG PROFILE FAMILY EVIDENCE GMIN:GMAX [DELAY]" [informational]: one connection
 # with its injector; 8 TAP points (informational: detect 2, enforce 1; recorded all the same).
-# EVIDENCE "D@E": D in detect mode, E in enforce mode. DELAY: the server's pause (s).
+# EVIDENCE "D@E": D in detect mode, E in enforce mode. DELAY: the server's pause (s). PROFILE
+# "NAME+after-ack": the injector fires once the server acknowledged the request.
 scenario() {
 	local mode=$1 info=${3:-} tag profile fam evidence grange gmin gmax srv port name outcome
-	local want_outcome n_inj sok prefix detail delay
+	local want_outcome n_inj sok prefix detail delay inj_args
 	read -r tag profile fam evidence grange delay <<<"$2"
 	delay=${delay:-$DELAY}
 	case $evidence in
@@ -162,7 +163,11 @@ scenario() {
 	sok=1
 	rg_app_serve "srv-$name" "$RG_SERVER" slow-serve --bind "$srv" --port "$port" \
 		--delay "$delay" --bytes "$BYTES" || sok=0
-	rg_inject_start "inj-$name" "$port" "$profile" || sok=0
+	inj_args=()
+	case $profile in
+	*+after-ack) profile=${profile%+after-ack}; inj_args=(--after-ack) ;;
+	esac
+	rg_inject_start "inj-$name" "$port" "$profile" "${inj_args[@]}" || sok=0
 	if [ "$sok" = 1 ]; then
 		rg_app "cli-$name" "$RG_CLIENT" fetch --to "$srv" --port "$port" --bytes "$BYTES" \
 			--expect "$want_outcome"
@@ -202,7 +207,7 @@ scenario() {
 		rg_app_diag "inj-$name"
 	fi
 	rg_check 6 "$prefix" forged --events "$RUN_EV" --inject "$RG_TMP/inj-$name.json" \
-		--mode "$mode" --scenario "$tag $profile IPv$fam" --evidence "$evidence" \
+		--mode "$mode" --scenario "$tag $profile IPv$fam" "--evidence=$evidence" \
 		--genuine-min "$gmin" --genuine-max "$gmax" --genuine-cause closed_socket
 }
 

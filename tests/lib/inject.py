@@ -29,6 +29,8 @@ Profiles (IPv4 and IPv6; the IP ID and DF parts apply to IPv4 only):
                window, but an IP ID that is not the server's counter (random, far from it)
   both-ends    one RST/ACK toward the client (claiming the server) and one toward the server
                (claiming the client), scapy defaults
+  --after-ack  (any profile) inject only after the server acknowledged the trigger, so that the
+               server stays silent after the RST until its application answers
   mimic-exact  one RST/ACK toward the client copying everything of the server's, IP ID = the
                server's last + 2 (a plausible next value whether or not the server's ACK of
                the trigger passed the gateway first; + 1 would repeat that ACK's IP ID):
@@ -122,6 +124,9 @@ def main(argv):
     ap.add_argument("--timeout", type=float, default=20.0, help="give up waiting for the trigger")
     ap.add_argument("--ready-file", default="", help="written once the interface is watched")
     ap.add_argument("--seed", type=int, default=None, help="random IP IDs (mimic)")
+    ap.add_argument("--after-ack", action="store_true",
+                    help="inject only once the server acknowledged the trigger (at most 1 s "
+                         "later), so that the server has nothing left to send until it answers")
     args = ap.parse_args(argv)
 
     # scapy is slow to import: the ready file tells the test when we listen.
@@ -170,6 +175,24 @@ def main(argv):
         return 1
 
     pkt, ip, tcp, v6, plen, t0 = trigger
+    if args.after_ack:
+        # The server's (delayed) ACK of the trigger: after it the server is silent until its
+        # application answers, and it is the server's latest packet (the IP ID to mimic).
+        want = (tcp.seq + plen) & 0xFFFFFFFF
+        until = time.monotonic() + 1.0
+        while time.monotonic() < until:
+            r, _, _ = select.select([listen], [], [], 0.05)
+            if not r:
+                continue
+            q = listen.recv()
+            if q is None or TCP not in q or q[TCP].sport != args.port:
+                continue
+            qip = q[IPv6] if IPv6 in q else q[IP]
+            if int(q[TCP].flags) & 0x04:
+                continue
+            server.learn(qip, q[TCP], IPv6 in q)
+            if ((q[TCP].ack - want) & 0xFFFFFFFF) < 0x80000000:
+                break
     gw_mac = pkt[Ether].src
     cli, srv = ip.src, ip.dst
     cport = tcp.sport
