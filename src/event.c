@@ -34,7 +34,9 @@ static struct {
 	int wake_fd;
 	struct event_sink *sinks[MAX_SINKS];
 	_Atomic int nsinks;
-	uint64_t write_errors;
+	uint64_t write_lost;            /* events lost to failed or short writes */
+	int failing;                    /* the last write failed (logged once until it works) */
+	int torn;                       /* a partial line could not be cut off: end it first */
 
 	/* Token bucket shared by all threads; taken only when an event is about to be written. */
 	pthread_mutex_t rate_lock;
@@ -167,21 +169,102 @@ EV_Submit(struct event_sink *s, const char *line, size_t len)
 	return 0;
 }
 
-static int
-write_all(const char *p, size_t n)
+/* Write up to n bytes; returns how many were written (short on error, *err set). */
+static size_t
+write_some(const char *p, size_t n, int *err)
 {
-	while (n > 0) {
-		ssize_t w = write(ev.fd, p, n);
+	size_t done = 0;
 
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;   /* including EAGAIN (a non-blocking stdout): the chunk is lost, counted */
+	while (done < n) {
+		ssize_t w = write(ev.fd, p + done, n - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			*err = w < 0 ? errno : EIO;   /* EAGAIN too: a non-blocking stdout */
+			break;
 		}
-		p += w;
-		n -= (size_t)w;
+		done += (size_t)w;
 	}
-	return 0;
+	return done;
+}
+
+/* Byte i of the pending region of s starting at tail. */
+static char
+ring_byte(const struct event_sink *s, size_t tail, size_t i)
+{
+	return s->ring[(tail + i) & (s->size - 1)];
+}
+
+/* Newlines (events) in bytes [from, to) of the pending region starting at tail. */
+static uint64_t
+ring_lines(const struct event_sink *s, size_t tail, size_t from, size_t to)
+{
+	uint64_t n = 0;
+
+	for (size_t i = from; i < to; i++)
+		n += ring_byte(s, tail, i) == '\n';
+	return n;
+}
+
+/*
+ * Write the pending bytes [tail, tail + len) of s, whole lines or none: the ring only ever holds
+ * complete lines, and a short write (a full disk) would leave the start of a line that the next
+ * successful write completes with another event, a line that is not JSON. So after a short write
+ * the file is cut back (ftruncate) to the end of the last whole line written, and the events not
+ * written are counted as lost. When the output cannot be cut (a pipe), the torn line is ended
+ * with a newline before anything else is written. The first failure and the recovery are each
+ * logged once.
+ */
+static void
+write_lines(struct event_sink *s, size_t tail, size_t len)
+{
+	size_t off = tail & (s->size - 1);
+	size_t first = s->size - off < len ? s->size - off : len;
+	size_t done, keep;
+	int err = 0;
+
+	if (ev.torn) {
+		if (write_some("\n", 1, &err) == 1)
+			ev.torn = 0;
+		else
+			goto lost;
+	}
+	done = write_some(s->ring + off, first, &err);
+	if (done == first && len > first)
+		done += write_some(s->ring, len - first, &err);
+	if (done == len) {
+		if (ev.failing) {
+			log_info("writing events to %s again (%llu events lost so far)", ev.path,
+			    (unsigned long long)ev.write_lost);
+			ev.failing = 0;
+		}
+		return;
+	}
+	/* Keep the whole lines written, cut the partial one. */
+	keep = done;
+	while (keep > 0 && ring_byte(s, tail, keep - 1) != '\n')
+		keep--;
+	if (keep < done) {
+		off_t end = lseek(ev.fd, 0, SEEK_CUR);
+
+		if (end < 0 || ftruncate(ev.fd, end - (off_t)(done - keep)) < 0)
+			ev.torn = 1;
+	}
+	ev.write_lost += ring_lines(s, tail, keep, len);
+	if (!ev.failing) {
+		ev.failing = 1;
+		errno = err;
+		log_warn("writing events to %s (events are lost until it works again)", ev.path);
+	}
+	return;
+lost:
+	ev.write_lost += ring_lines(s, tail, 0, len);
+	if (!ev.failing) {
+		ev.failing = 1;
+		errno = err;
+		log_warn("writing events to %s (events are lost until it works again)", ev.path);
+	}
 }
 
 void
@@ -205,20 +288,12 @@ EV_Flush(void)
 		size_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
 		size_t head = atomic_load_explicit(&s->head, memory_order_acquire);
 
-		while (tail != head) {
-			size_t off = tail & (s->size - 1);
-			size_t chunk = head - tail;
-
-			if (chunk > s->size - off)
-				chunk = s->size - off;
-			if (ev.fd >= 0 && write_all(s->ring + off, chunk) < 0) {
-				if (ev.write_errors++ == 0)
-					log_warn("writing events to %s", ev.path);
-			}
-			tail += chunk;
-			total += chunk;
+		if (tail != head) {
+			if (ev.fd >= 0)
+				write_lines(s, tail, head - tail);
+			total += head - tail;
+			atomic_store_explicit(&s->tail, head, memory_order_release);
 		}
-		atomic_store_explicit(&s->tail, tail, memory_order_release);
 	}
 	return total;
 }
@@ -275,7 +350,7 @@ EV_GetStats(struct event_stats *st)
 	pthread_mutex_lock(&ev.rate_lock);
 	st->rate_dropped = ev.rate_dropped;
 	pthread_mutex_unlock(&ev.rate_lock);
-	st->write_errors = ev.write_errors;
+	st->write_lost = ev.write_lost;
 }
 
 void

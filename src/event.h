@@ -47,7 +47,7 @@ struct event_stats {
 	uint64_t written;       /* lines accepted into a ring */
 	uint64_t rate_dropped;  /* refused by the rate limit */
 	uint64_t ring_dropped;  /* ring full: the writer could not keep up */
-	uint64_t write_errors;  /* failed writes to the output */
+	uint64_t write_lost;    /* events lost to failed or short writes (a full disk) */
 };
 void EV_GetStats(struct event_stats *st);
 

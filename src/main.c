@@ -362,9 +362,9 @@ log_stats(struct worker *w, unsigned n)
 		 (unsigned long long)es.probes_answered, (unsigned long long)es.probes_unanswered,
 		 (unsigned long long)es.probes_rst, (unsigned long long)es.probes_rate_limited,
 		 (unsigned long long)es.probe_errors);
-	log_info("events: written %llu, rate-limited %llu, ring full %llu, write errors %llu",
+	log_info("events: written %llu, rate-limited %llu, ring full %llu, lost to write errors %llu",
 		 (unsigned long long)ev.written, (unsigned long long)ev.rate_dropped,
-		 (unsigned long long)ev.ring_dropped, (unsigned long long)ev.write_errors);
+		 (unsigned long long)ev.ring_dropped, (unsigned long long)ev.write_lost);
 }
 
 static void
