@@ -27,6 +27,8 @@ enum field_id {
 	F_TIMEOUT_ESTABLISHED,
 	F_EVENTS_RATE,
 	F_EVENTS_BURST,
+	F_EVENTS_ALERT_RATE,
+	F_EVENTS_ALERT_BURST,
 	F_IDLE_TIMEOUT,
 	F_KEEPALIVE,
 	F_PROBE_LEAD,
@@ -118,6 +120,8 @@ static const struct cfg_key events_keys[] = {
 	STRING_KEY("path", set_events_path),
 	INT_KEY_ID("rate", events_rate, 1, 1000000, F_EVENTS_RATE),
 	INT_KEY_ID("burst", events_burst, 1, 10000000, F_EVENTS_BURST),
+	INT_KEY_ID("alert_rate", events_alert_rate, 1, 1000000, F_EVENTS_ALERT_RATE),
+	INT_KEY_ID("alert_burst", events_alert_burst, 1, 10000000, F_EVENTS_ALERT_BURST),
 	END_KEYS
 };
 
@@ -327,6 +331,8 @@ CFG_SetDefaults(struct config *cfg)
 	cfg->events_path = xstrdup("-");
 	cfg->events_rate = 1000;
 	cfg->events_burst = 5000;
+	cfg->events_alert_rate = 100;
+	cfg->events_alert_burst = 1000;
 
 	cfg->log_syslog = 0;
 	cfg->log_level = LOG_LVL_INFO;
@@ -569,6 +575,11 @@ check_cross(const struct config *cfg, const struct load_state *ld, const char *f
 		cross_error(ld, cross_at(ld, F_EVENTS_BURST, F_EVENTS_RATE), file, errs,
 		    "events.burst (%u) must be at least events.rate (%u)",
 		    cfg->events_burst, cfg->events_rate);
+	if (cfg->events_alert_burst < cfg->events_alert_rate &&
+	    !cross_skip(ld, F_EVENTS_ALERT_RATE, F_EVENTS_ALERT_BURST))
+		cross_error(ld, cross_at(ld, F_EVENTS_ALERT_BURST, F_EVENTS_ALERT_RATE), file, errs,
+		    "events.alert_burst (%u) must be at least events.alert_rate (%u)",
+		    cfg->events_alert_burst, cfg->events_alert_rate);
 
 	if (cfg->keepalive && cfg->idle_timeout == 0 && cfg->n_overrides == 0 &&
 	    !cross_skip(ld, F_KEEPALIVE, F_IDLE_TIMEOUT) && !cross_skip(ld, F_OVERRIDES, F_OVERRIDES))

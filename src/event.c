@@ -26,6 +26,14 @@ struct event_sink {
 	_Atomic uint64_t written, ring_dropped;
 };
 
+struct bucket {
+	double tokens;
+	double rate, burst;
+	uint64_t last_ns;
+	uint64_t dropped;               /* events refused by this bucket */
+	int used;                       /* a token was asked for: no longer starts full */
+};
+
 static struct {
 	int fd;
 	char *path;
@@ -38,12 +46,11 @@ static struct {
 	int failing;                    /* the last write failed (logged once until it works) */
 	int torn;                       /* a partial line could not be cut off: end it first */
 
-	/* Token bucket shared by all threads; taken only when an event is about to be written. */
+	/* Token buckets shared by all threads, one for routine events and one for alerts (so a
+	 * flood of routine events cannot starve them); taken only when an event is about to be
+	 * written. */
 	pthread_mutex_t rate_lock;
-	double tokens;
-	double rate, burst;
-	uint64_t last_ns;
-	uint64_t rate_dropped;
+	struct bucket routine, alert;
 } ev = { .fd = -1, .wake_fd = -1, .rate_lock = PTHREAD_MUTEX_INITIALIZER };
 
 static int
@@ -72,20 +79,34 @@ EV_Initialise(const char *path, uint32_t rate, uint32_t burst)
 		log_warn("event output setup");
 		return -1;
 	}
+	ev.routine.used = 0;           /* both buckets start full */
+	ev.alert.used = 0;
 	EV_SetRate(rate, burst);
-	ev.tokens = burst;
+	EV_SetAlertRate(rate, burst);
 	return 0;
+}
+
+static void
+bucket_set(struct bucket *b, uint32_t rate, uint32_t burst)
+{
+	pthread_mutex_lock(&ev.rate_lock);
+	b->rate = rate;
+	b->burst = burst;
+	if (b->tokens > burst || !b->used)
+		b->tokens = burst;
+	pthread_mutex_unlock(&ev.rate_lock);
 }
 
 void
 EV_SetRate(uint32_t rate, uint32_t burst)
 {
-	pthread_mutex_lock(&ev.rate_lock);
-	ev.rate = rate;
-	ev.burst = burst;
-	if (ev.tokens > burst)
-		ev.tokens = burst;
-	pthread_mutex_unlock(&ev.rate_lock);
+	bucket_set(&ev.routine, rate, burst);
+}
+
+void
+EV_SetAlertRate(uint32_t rate, uint32_t burst)
+{
+	bucket_set(&ev.alert, rate, burst);
 }
 
 struct event_sink *
@@ -113,26 +134,40 @@ EV_CreateSink(size_t ring_bytes)
 	return s;
 }
 
-int
-EV_Allow(struct event_sink *s, uint64_t now_ns)
+static int
+bucket_take(struct bucket *b, uint64_t now_ns)
 {
 	int ok;
 
-	(void)s;
 	pthread_mutex_lock(&ev.rate_lock);
-	if (now_ns > ev.last_ns) {
-		ev.tokens += (double)(now_ns - ev.last_ns) * ev.rate / 1e9;
-		if (ev.tokens > ev.burst)
-			ev.tokens = ev.burst;
-		ev.last_ns = now_ns;
+	b->used = 1;
+	if (now_ns > b->last_ns) {
+		b->tokens += (double)(now_ns - b->last_ns) * b->rate / 1e9;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
+		b->last_ns = now_ns;
 	}
-	ok = ev.tokens >= 1.0;
+	ok = b->tokens >= 1.0;
 	if (ok)
-		ev.tokens -= 1.0;
+		b->tokens -= 1.0;
 	else
-		ev.rate_dropped++;
+		b->dropped++;
 	pthread_mutex_unlock(&ev.rate_lock);
 	return ok;
+}
+
+int
+EV_Allow(struct event_sink *s, uint64_t now_ns)
+{
+	(void)s;
+	return bucket_take(&ev.routine, now_ns);
+}
+
+int
+EV_AllowAlert(struct event_sink *s, uint64_t now_ns)
+{
+	(void)s;
+	return bucket_take(&ev.alert, now_ns);
 }
 
 int
@@ -348,7 +383,8 @@ EV_GetStats(struct event_stats *st)
 		st->ring_dropped += atomic_load(&ev.sinks[i]->ring_dropped);
 	}
 	pthread_mutex_lock(&ev.rate_lock);
-	st->rate_dropped = ev.rate_dropped;
+	st->rate_dropped = ev.routine.dropped;
+	st->alert_rate_dropped = ev.alert.dropped;
 	pthread_mutex_unlock(&ev.rate_lock);
 	st->write_lost = ev.write_lost;
 }

@@ -313,6 +313,7 @@ reload(const struct cli *cli, struct config **cur, struct config **retired, stru
 		keep_restart_only(nc, *cur);
 		LOG_SetLevel((enum log_level)nc->log_level);
 		EV_SetRate(nc->events_rate, nc->events_burst);
+		EV_SetAlertRate(nc->events_alert_rate, nc->events_alert_burst);
 		atomic_store(&live_cfg, nc);
 		atomic_fetch_add(&cfg_gen, 1);
 		*retired = *cur;
@@ -362,8 +363,10 @@ log_stats(struct worker *w, unsigned n)
 		 (unsigned long long)es.probes_answered, (unsigned long long)es.probes_unanswered,
 		 (unsigned long long)es.probes_rst, (unsigned long long)es.probes_rate_limited,
 		 (unsigned long long)es.probe_errors);
-	log_info("events: written %llu, rate-limited %llu, ring full %llu, lost to write errors %llu",
-		 (unsigned long long)ev.written, (unsigned long long)ev.rate_dropped,
+	log_info("events: written %llu, rate-limited %llu (alerts %llu), ring full %llu, lost to write errors %llu",
+		 (unsigned long long)ev.written,
+		 (unsigned long long)(ev.rate_dropped + ev.alert_rate_dropped),
+		 (unsigned long long)ev.alert_rate_dropped,
 		 (unsigned long long)ev.ring_dropped, (unsigned long long)ev.write_lost);
 }
 
@@ -424,6 +427,7 @@ main(int argc, char **argv)
 		fatal("getrandom");
 	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0)
 		fatalx("cannot open the event output %s", cfg->events_path);
+	EV_SetAlertRate(cfg->events_alert_rate, cfg->events_alert_burst);
 	atomic_store(&live_cfg, cfg);
 
 	/* Threads inherit a fully blocked mask; only the control thread takes signals. */

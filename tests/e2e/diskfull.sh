@@ -69,7 +69,7 @@ lines=$(wc -l <"$EV")
 tail_byte=$(tail -c 1 "$EV" | od -An -c | tr -d ' ')
 rg_is "$tail_byte" '\n' "the file ends with a whole line"
 
-re='events: written ([0-9]+), rate-limited ([0-9]+), ring full ([0-9]+), lost to write errors ([0-9]+)'
+re='events: written ([0-9]+), rate-limited ([0-9]+) \(alerts [0-9]+\), ring full ([0-9]+), lost to write errors ([0-9]+)'
 stats=$(grep -E "$re" "$RG_DAEMON_LOG" | tail -n 1)
 if [[ $stats =~ $re ]]; then
 	written=${BASH_REMATCH[1]} limited=${BASH_REMATCH[2]} full=${BASH_REMATCH[3]} lost=${BASH_REMATCH[4]}

@@ -106,6 +106,8 @@ config_diff(const struct config *a, const struct config *b)
 	CMP(timeout.closed);
 	CMP(events_rate);
 	CMP(events_burst);
+	CMP(events_alert_rate);
+	CMP(events_alert_burst);
 	CMP(log_syslog);
 	CMP(log_level);
 	CMP(idle_timeout);
@@ -168,6 +170,8 @@ test_defaults(void)
 	TAP_EQ_S(c.events_path, "-", "default events.path");
 	TAP_EQ_U(c.events_rate, 1000, "default events.rate");
 	TAP_EQ_U(c.events_burst, 5000, "default events.burst");
+	TAP_EQ_U(c.events_alert_rate, 100, "default events.alert_rate");
+	TAP_EQ_U(c.events_alert_burst, 1000, "default events.alert_burst");
 	TAP_EQ_U(c.log_syslog, 0, "default log.target stderr");
 	TAP_EQ_U(c.log_level, LOG_LVL_INFO, "default log.level info");
 	TAP_EQ_U(c.idle_timeout, 0, "default eviction.idle_timeout");
@@ -468,6 +472,14 @@ test_cross_fields(void)
 	    "rate above the default burst: reported at rate");
 	check_error("events = {\n  rate = 100;\n  burst = 50;\n};\n", 3,
 	    "events.burst (50) must be at least events.rate (100)", "burst below rate: at burst");
+	check_error("events = {\n  alert_rate = 100;\n  alert_burst = 50;\n};\n", 3,
+	    "events.alert_burst (50) must be at least events.alert_rate (100)",
+	    "alert_burst below alert_rate: at alert_burst");
+	check_error("events = {\n  alert_rate = 2000;\n};\n", 2,
+	    "events.alert_burst (1000) must be at least events.alert_rate (2000)",
+	    "alert_rate above the default alert_burst: at alert_rate");
+	check_error("events = { alert_rate = 0; };\n", 1,
+	    "events.alert_rate: 0 is out of range 1..1000000", "events.alert_rate low");
 	check_error("eviction = {\n  keepalive = true;\n};\n", 2,
 	    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
 	    "keepalive without idle_timeout");
