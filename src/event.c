@@ -60,8 +60,13 @@ open_output(const char *path)
 
 	if (strcmp(path, "-") == 0)
 		return STDOUT_FILENO;
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (fd < 0)
+	/* O_NOFOLLOW: run as root, a symlink planted where the event file goes would make rstguard
+	 * append to (or create) whatever file it points to. */
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+	if (fd < 0 && errno == ELOOP)
+		log_warnx("cannot open event file %s: it is a symbolic link (refused; name the file "
+		    "itself)", path);
+	else if (fd < 0)
 		log_warn("cannot open event file %s", path);
 	return fd;
 }

@@ -400,6 +400,9 @@ main(int argc, char **argv)
 	parse_args(argc, argv, &cli);
 	if (build_config(&cli, cfg, &errs) < 0) {
 		CFG_PrintErrors(&errs, stderr);
+		CFG_FreeErrors(&errs);
+		CFG_Free(cfg);
+		free(cfg);
 		return 1;
 	}
 	CFG_FreeErrors(&errs);
@@ -414,9 +417,12 @@ main(int argc, char **argv)
 	if (cli.read_file) {
 		/* Offline, every event is written: the rate limit protects a live disk from a RST
 		 * flood, while a capture's analysis must be complete and reproducible. */
-		if (EV_Initialise(cfg->events_path, 1000000000u, 1000000000u) < 0)
-			fatalx("cannot open the event output %s", cfg->events_path);
-		rc = OFF_Run(cfg, cli.read_file, cli.summary);
+		if (EV_Initialise(cfg->events_path, 1000000000u, 1000000000u) < 0) {
+			log_warnx("cannot open the event output %s", cfg->events_path);
+			rc = 1;
+		} else {
+			rc = OFF_Run(cfg, cli.read_file, cli.summary);
+		}
 		EV_Finalise();
 		LOG_Finalise();
 		CFG_Free(cfg);
@@ -425,8 +431,15 @@ main(int argc, char **argv)
 	}
 	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		fatal("getrandom");
-	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0)
-		fatalx("cannot open the event output %s", cfg->events_path);
+	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0) {
+		/* Not fatalx: the configuration is released first (no leak at exit). */
+		log_warnx("cannot open the event output %s", cfg->events_path);
+		EV_Finalise();
+		LOG_Finalise();
+		CFG_Free(cfg);
+		free(cfg);
+		return 1;
+	}
 	EV_SetAlertRate(cfg->events_alert_rate, cfg->events_alert_burst);
 	atomic_store(&live_cfg, cfg);
 

@@ -5,6 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "event.h"
 #include "tap.h"
 
@@ -89,9 +92,46 @@ test_default_alert_budget(void)
 	stop();
 }
 
+/* The event file is opened O_NOFOLLOW: a symlink planted at events.path is refused, and the
+ * file it points to is neither written nor created. */
+static void
+test_symlink_refused(void)
+{
+	char dir[64], target[96], link_path[96], missing[96], dangling[96];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "/tmp/rg-test-evlinkXXXXXX");
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		exit(99);
+	}
+	snprintf(target, sizeof(target), "%s/target", dir);
+	snprintf(link_path, sizeof(link_path), "%s/events.json", dir);
+	snprintf(missing, sizeof(missing), "%s/missing", dir);
+	snprintf(dangling, sizeof(dangling), "%s/dangling.json", dir);
+	if (close(open(target, O_WRONLY | O_CREAT, 0600)) < 0 || symlink(target, link_path) < 0 ||
+	    symlink(missing, dangling) < 0) {
+		perror("symlink");
+		exit(99);
+	}
+	TAP_OK(EV_Initialise(link_path, 10, 10) == -1, "a symlink to a file is refused");
+	EV_Finalise();
+	TAP_OK(EV_Initialise(dangling, 10, 10) == -1, "a dangling symlink is refused");
+	EV_Finalise();
+	TAP_OK(stat(missing, &st) < 0, "the dangling symlink's target was not created");
+	TAP_OK(stat(target, &st) == 0 && st.st_size == 0, "the target file is untouched");
+	TAP_OK(EV_Initialise(target, 10, 10) == 0, "the file itself opens");
+	EV_Finalise();
+	unlink(link_path);
+	unlink(dangling);
+	unlink(target);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
+	test_symlink_refused();
 	test_separate_budgets();
 	test_default_alert_budget();
 	return tap_done();
