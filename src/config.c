@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libconfig.h>
 
@@ -25,6 +27,8 @@ enum field_id {
 	F_TIMEOUT_ESTABLISHED,
 	F_EVENTS_RATE,
 	F_EVENTS_BURST,
+	F_EVENTS_ALERT_RATE,
+	F_EVENTS_ALERT_BURST,
 	F_IDLE_TIMEOUT,
 	F_KEEPALIVE,
 	F_PROBE_LEAD,
@@ -116,6 +120,8 @@ static const struct cfg_key events_keys[] = {
 	STRING_KEY("path", set_events_path),
 	INT_KEY_ID("rate", events_rate, 1, 1000000, F_EVENTS_RATE),
 	INT_KEY_ID("burst", events_burst, 1, 10000000, F_EVENTS_BURST),
+	INT_KEY_ID("alert_rate", events_alert_rate, 1, 1000000, F_EVENTS_ALERT_RATE),
+	INT_KEY_ID("alert_burst", events_alert_burst, 1, 10000000, F_EVENTS_ALERT_BURST),
 	END_KEYS
 };
 
@@ -328,6 +334,8 @@ CFG_SetDefaults(struct config *cfg)
 	cfg->events_path = xstrdup("-");
 	cfg->events_rate = 1000;
 	cfg->events_burst = 5000;
+	cfg->events_alert_rate = 100;
+	cfg->events_alert_burst = 1000;
 
 	cfg->log_syslog = 0;
 	cfg->log_level = LOG_LVL_INFO;
@@ -573,6 +581,11 @@ check_cross(const struct config *cfg, const struct load_state *ld, const char *f
 		cross_error(ld, cross_at(ld, F_EVENTS_BURST, F_EVENTS_RATE), file, errs,
 		    "events.burst (%u) must be at least events.rate (%u)",
 		    cfg->events_burst, cfg->events_rate);
+	if (cfg->events_alert_burst < cfg->events_alert_rate &&
+	    !cross_skip(ld, F_EVENTS_ALERT_RATE, F_EVENTS_ALERT_BURST))
+		cross_error(ld, cross_at(ld, F_EVENTS_ALERT_BURST, F_EVENTS_ALERT_RATE), file, errs,
+		    "events.alert_burst (%u) must be at least events.alert_rate (%u)",
+		    cfg->events_alert_burst, cfg->events_alert_rate);
 
 	if (cfg->keepalive && cfg->idle_timeout == 0 && cfg->n_overrides == 0 &&
 	    !cross_skip(ld, F_KEEPALIVE, F_IDLE_TIMEOUT) && !cross_skip(ld, F_OVERRIDES, F_OVERRIDES))
@@ -1386,6 +1399,224 @@ walk_group(struct load_state *ld, const config_setting_t *group, const struct cf
 	}
 }
 
+/*
+ * @include targets, checked before libconfig sees the file. libconfig 1.5 opens an @include'd
+ * name with fopen and hands the stream to its flex scanner, whose read error handler calls
+ * exit(2): a directory (fopen succeeds, read fails with EISDIR) ends the whole process, and a
+ * FIFO blocks it forever. This libconfig has no include hook (config_set_include_func came with
+ * 1.7), so every file it would open is checked here first: the main file and, recursively, each
+ * @include found the way libconfig's scanner finds it (at the start of a line, outside block
+ * comments and strings). Each must be a readable regular file; nesting is limited to libconfig's
+ * own depth and the total number of includes is capped (a file including itself twice per level
+ * would otherwise take 2^depth parses). What remains is a race: a file swapped for a directory
+ * between this check and libconfig's fopen.
+ */
+#define INC_MAX_DEPTH 10        /* libconfig 1.5's MAX_INCLUDE_DEPTH */
+#define INC_MAX_FILES 256       /* @include directives followed in one load */
+
+struct inc_scan {
+	struct config_errors *errs;
+	unsigned files;            /* @include directives followed so far */
+	int failed;
+};
+
+static void scan_file(struct inc_scan *sc, const char *path, const char *from, int from_line,
+	int depth);
+
+/* Read path into a NUL-terminated heap buffer, refusing anything but a regular file without
+ * blocking on it (O_NONBLOCK: a FIFO opens at once). NULL with *why set (a static string or
+ * strerror) otherwise. */
+static char *
+read_source(const char *path, size_t *lenp, const char **why)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)) < 0) {
+		*why = strerror(errno);
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		*why = strerror(errno);
+		close(fd);
+		return NULL;
+	}
+	if (S_ISDIR(st.st_mode) || !S_ISREG(st.st_mode)) {
+		*why = S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file";
+		close(fd);
+		return NULL;
+	}
+	for (;;) {
+		if (len == cap) {
+			char *nb;
+
+			cap = cap ? cap * 2 : 8192;
+			if ((nb = realloc(buf, cap + 1)) == NULL)
+				fatal("realloc");
+			buf = nb;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*why = strerror(errno);
+			free(buf);
+			close(fd);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*lenp = len;
+	return buf;
+}
+
+/* The name of an @include whose opening quote is at text[*i]: libconfig's rules (\\ and \" are
+ * escapes, any other backslash is dropped), lines counted. NULL when the quote is not closed
+ * (libconfig then opens nothing). */
+static char *
+include_name(const char *text, size_t len, size_t *i, int *line)
+{
+	char *name = malloc(len - *i + 1);
+	size_t k = *i + 1, n = 0;
+
+	if (name == NULL)
+		fatal("malloc");
+	while (k < len && text[k] != '"') {
+		if (text[k] == '\\') {
+			if (k + 1 < len && (text[k + 1] == '\\' || text[k + 1] == '"'))
+				name[n++] = text[++k];
+		} else {
+			if (text[k] == '\n')
+				(*line)++;
+			name[n++] = text[k];
+		}
+		k++;
+	}
+	if (k >= len) {
+		free(name);
+		*i = len;
+		return NULL;
+	}
+	name[n] = '\0';
+	*i = k + 1;
+	return name;
+}
+
+/* Follow every @include of one file's text (file is its name, for messages). */
+static void
+scan_text(struct inc_scan *sc, const char *file, const char *text, size_t len, int depth)
+{
+	size_t i = 0;
+	int line = 1, bol = 1;
+
+	while (i < len) {
+		char c = text[i], d = i + 1 < len ? text[i + 1] : '\0';
+
+		if (bol) {
+			size_t j = i, k;
+
+			bol = 0;
+			while (j < len && (text[j] == ' ' || text[j] == '\t'))
+				j++;
+			k = j + 8;
+			if (len - j > 8 && memcmp(text + j, "@include", 8) == 0 &&
+			    (text[k] == ' ' || text[k] == '\t')) {
+				while (k < len && (text[k] == ' ' || text[k] == '\t'))
+					k++;
+				if (k < len && text[k] == '"') {
+					int at = line;
+					char *name;
+
+					i = k;
+					if ((name = include_name(text, len, &i, &line)) != NULL) {
+						scan_file(sc, name, file, at, depth + 1);
+						free(name);
+					}
+					continue;
+				}
+			}
+		}
+		if (c == '\n') {
+			line++;
+			bol = 1;
+			i++;
+		} else if (c == '#' || (c == '/' && d == '/')) {
+			while (i < len && text[i] != '\n')
+				i++;
+		} else if (c == '/' && d == '*') {
+			for (i += 2; i < len && !(text[i] == '*' && i + 1 < len && text[i + 1] == '/');
+			    i++)
+				if (text[i] == '\n')
+					line++;
+			i = i < len ? i + 2 : len;
+		} else if (c == '"') {
+			for (i++; i < len && text[i] != '"'; i++) {
+				if (text[i] == '\\' && i + 1 < len)
+					i++;
+				if (text[i] == '\n')
+					line++;
+			}
+			i++;
+		} else {
+			i++;
+		}
+	}
+}
+
+/* Check one file libconfig would open: the main one (from NULL) or an @include at from:line. */
+static void
+scan_file(struct inc_scan *sc, const char *path, const char *from, int from_line, int depth)
+{
+	const char *why = NULL;
+	size_t len = 0;
+	char *text;
+
+	if (from != NULL) {
+		if (depth > INC_MAX_DEPTH) {
+			CFG_AddError(sc->errs, from, from_line,
+			    "@include \"%s\": includes nested deeper than %d", path, INC_MAX_DEPTH);
+			sc->failed = 1;
+			return;
+		}
+		if (++sc->files > INC_MAX_FILES) {
+			if (sc->files == INC_MAX_FILES + 1)
+				CFG_AddError(sc->errs, from, from_line,
+				    "@include \"%s\": more than %d @include in all", path,
+				    INC_MAX_FILES);
+			sc->failed = 1;
+			return;
+		}
+	}
+	if ((text = read_source(path, &len, &why)) == NULL) {
+		if (from == NULL)
+			CFG_AddError(sc->errs, path, 0, "cannot read: %s", why);
+		else
+			CFG_AddError(sc->errs, from, from_line, "@include \"%s\": cannot read: %s",
+			    path, why);
+		sc->failed = 1;
+		return;
+	}
+	scan_text(sc, path, text, len, depth);
+	free(text);
+}
+
+/* Check file and everything it @includes before libconfig opens them; 0 when all are safe. */
+static int
+check_sources(const char *file, struct config_errors *errs)
+{
+	struct inc_scan sc = { .errs = errs };
+
+	scan_file(&sc, file, NULL, 0, 0);
+	return sc.failed ? -1 : 0;
+}
+
 int
 CFG_Load(struct config *cfg, const char *file, struct config_errors *errs)
 {
@@ -1396,15 +1627,13 @@ CFG_Load(struct config *cfg, const char *file, struct config_errors *errs)
 	CFG_SetDefaults(cfg);
 	replace_string(&cfg->source, file);
 
+	if (check_sources(file, errs) < 0)
+		return -1;
 	config_init(&c);
 	errno = 0;
 	if (config_read_file(&c, file) != CONFIG_TRUE) {
 		int saved = errno;
-		struct stat st;
 
-		/* libconfig opens a directory happily and then fails to read it, errno unset. */
-		if (saved == 0 && stat(file, &st) == 0 && S_ISDIR(st.st_mode))
-			saved = EISDIR;
 		if (config_error_type(&c) == CONFIG_ERR_FILE_IO)
 			CFG_AddError(errs, file, 0, "cannot read: %s",
 			    saved ? strerror(saved) : config_error_text(&c));

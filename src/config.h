@@ -70,6 +70,8 @@ struct config {
 	char *events_path;         /* "-" for stdout */
 	uint32_t events_rate;      /* sustained events per second (per daemon) */
 	uint32_t events_burst;     /* token bucket depth */
+	uint32_t events_alert_rate;  /* alerts (forged RSTs, evictions): their own budget */
+	uint32_t events_alert_burst;
 
 	/* log */
 	int log_syslog;            /* 1: syslog, 0: stderr */
@@ -129,7 +131,8 @@ void CFG_SetDefaults(struct config *cfg);
  * were none, -1 otherwise. On error cfg still holds defaults plus whatever was valid. */
 int CFG_Load(struct config *cfg, const char *file, struct config_errors *errs);
 
-/* Re-run the cross-field checks (events.burst >= events.rate, eviction.keepalive needs
+/* Re-run the cross-field checks (events.burst >= events.rate, events.alert_burst >=
+ * events.alert_rate, eviction.keepalive needs
  * eviction.idle_timeout or eviction.overrides, eviction.idle_timeout and every override's
  * idle_timeout < flows.timeout.established, eviction.probe_lead (when set) < each of those timeouts,
  * queue.num + queue.count - 1 <= 65535) on a final config, after the command-line overrides.

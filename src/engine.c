@@ -200,7 +200,7 @@ emit_anomaly(struct engine *e, const struct pending_rst *pr)
 	char buf[EVENT_LINE_MAX];
 	struct json j;
 
-	if (e->sink == NULL || !EV_Allow(e->sink, e->now.mono_ns))
+	if (e->sink == NULL || !EV_AllowAlert(e->sink, e->now.mono_ns))
 		return;
 	JSON_Init(&j, buf, sizeof(buf));
 	put_common(&j, pr->real_ns, pr->flow_id, "anomaly", pr->pkt.family, pr->pkt.src, pr->pkt.sport, pr->pkt.dst,
@@ -220,7 +220,7 @@ emit_rst(struct engine *e, const struct pending_rst *pr, enum rg_verdict verdict
 	char buf[EVENT_LINE_MAX], fl[10];
 	struct json j;
 
-	if (e->sink == NULL || !EV_Allow(e->sink, e->now.mono_ns))
+	if (e->sink == NULL || !(r->forged ? EV_AllowAlert : EV_Allow)(e->sink, e->now.mono_ns))
 		return;
 	JSON_Init(&j, buf, sizeof(buf));
 	/* A revision is stamped when it is made; first_seen keeps the RST's own time. */
@@ -399,7 +399,7 @@ emit_eviction(struct engine *e, const struct flow *f, const char *kind, uint32_t
 	char buf[EVENT_LINE_MAX], nb[64];
 	struct json j;
 
-	if (e->sink == NULL || !EV_Allow(e->sink, e->now.mono_ns))
+	if (e->sink == NULL || !EV_AllowAlert(e->sink, e->now.mono_ns))
 		return;
 	JSON_Init(&j, buf, sizeof(buf));
 	put_common(&j, e->now.real_ns, FLOW_Id(e->table, f), "eviction", flow_family(f), f->cli, f->cport,

@@ -26,6 +26,14 @@ struct event_sink {
 	_Atomic uint64_t written, ring_dropped;
 };
 
+struct bucket {
+	double tokens;
+	double rate, burst;
+	uint64_t last_ns;
+	uint64_t dropped;               /* events refused by this bucket */
+	int used;                       /* a token was asked for: no longer starts full */
+};
+
 static struct {
 	int fd;
 	char *path;
@@ -34,14 +42,15 @@ static struct {
 	int wake_fd;
 	struct event_sink *sinks[MAX_SINKS];
 	_Atomic int nsinks;
-	uint64_t write_errors;
+	uint64_t write_lost;            /* events lost to failed or short writes */
+	int failing;                    /* the last write failed (logged once until it works) */
+	int torn;                       /* a partial line could not be cut off: end it first */
 
-	/* Token bucket shared by all threads; taken only when an event is about to be written. */
+	/* Token buckets shared by all threads, one for routine events and one for alerts (so a
+	 * flood of routine events cannot starve them); taken only when an event is about to be
+	 * written. */
 	pthread_mutex_t rate_lock;
-	double tokens;
-	double rate, burst;
-	uint64_t last_ns;
-	uint64_t rate_dropped;
+	struct bucket routine, alert;
 } ev = { .fd = -1, .wake_fd = -1, .rate_lock = PTHREAD_MUTEX_INITIALIZER };
 
 static int
@@ -51,8 +60,13 @@ open_output(const char *path)
 
 	if (strcmp(path, "-") == 0)
 		return STDOUT_FILENO;
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (fd < 0)
+	/* O_NOFOLLOW: run as root, a symlink planted where the event file goes would make rstguard
+	 * append to (or create) whatever file it points to. */
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+	if (fd < 0 && errno == ELOOP)
+		log_warnx("cannot open event file %s: it is a symbolic link (refused; name the file "
+		    "itself)", path);
+	else if (fd < 0)
 		log_warn("cannot open event file %s", path);
 	return fd;
 }
@@ -70,20 +84,34 @@ EV_Initialise(const char *path, uint32_t rate, uint32_t burst)
 		log_warn("event output setup");
 		return -1;
 	}
+	ev.routine.used = 0;           /* both buckets start full */
+	ev.alert.used = 0;
 	EV_SetRate(rate, burst);
-	ev.tokens = burst;
+	EV_SetAlertRate(rate, burst);
 	return 0;
+}
+
+static void
+bucket_set(struct bucket *b, uint32_t rate, uint32_t burst)
+{
+	pthread_mutex_lock(&ev.rate_lock);
+	b->rate = rate;
+	b->burst = burst;
+	if (b->tokens > burst || !b->used)
+		b->tokens = burst;
+	pthread_mutex_unlock(&ev.rate_lock);
 }
 
 void
 EV_SetRate(uint32_t rate, uint32_t burst)
 {
-	pthread_mutex_lock(&ev.rate_lock);
-	ev.rate = rate;
-	ev.burst = burst;
-	if (ev.tokens > burst)
-		ev.tokens = burst;
-	pthread_mutex_unlock(&ev.rate_lock);
+	bucket_set(&ev.routine, rate, burst);
+}
+
+void
+EV_SetAlertRate(uint32_t rate, uint32_t burst)
+{
+	bucket_set(&ev.alert, rate, burst);
 }
 
 struct event_sink *
@@ -111,26 +139,40 @@ EV_CreateSink(size_t ring_bytes)
 	return s;
 }
 
-int
-EV_Allow(struct event_sink *s, uint64_t now_ns)
+static int
+bucket_take(struct bucket *b, uint64_t now_ns)
 {
 	int ok;
 
-	(void)s;
 	pthread_mutex_lock(&ev.rate_lock);
-	if (now_ns > ev.last_ns) {
-		ev.tokens += (double)(now_ns - ev.last_ns) * ev.rate / 1e9;
-		if (ev.tokens > ev.burst)
-			ev.tokens = ev.burst;
-		ev.last_ns = now_ns;
+	b->used = 1;
+	if (now_ns > b->last_ns) {
+		b->tokens += (double)(now_ns - b->last_ns) * b->rate / 1e9;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
+		b->last_ns = now_ns;
 	}
-	ok = ev.tokens >= 1.0;
+	ok = b->tokens >= 1.0;
 	if (ok)
-		ev.tokens -= 1.0;
+		b->tokens -= 1.0;
 	else
-		ev.rate_dropped++;
+		b->dropped++;
 	pthread_mutex_unlock(&ev.rate_lock);
 	return ok;
+}
+
+int
+EV_Allow(struct event_sink *s, uint64_t now_ns)
+{
+	(void)s;
+	return bucket_take(&ev.routine, now_ns);
+}
+
+int
+EV_AllowAlert(struct event_sink *s, uint64_t now_ns)
+{
+	(void)s;
+	return bucket_take(&ev.alert, now_ns);
 }
 
 int
@@ -167,21 +209,102 @@ EV_Submit(struct event_sink *s, const char *line, size_t len)
 	return 0;
 }
 
-static int
-write_all(const char *p, size_t n)
+/* Write up to n bytes; returns how many were written (short on error, *err set). */
+static size_t
+write_some(const char *p, size_t n, int *err)
 {
-	while (n > 0) {
-		ssize_t w = write(ev.fd, p, n);
+	size_t done = 0;
 
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;   /* including EAGAIN (a non-blocking stdout): the chunk is lost, counted */
+	while (done < n) {
+		ssize_t w = write(ev.fd, p + done, n - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			*err = w < 0 ? errno : EIO;   /* EAGAIN too: a non-blocking stdout */
+			break;
 		}
-		p += w;
-		n -= (size_t)w;
+		done += (size_t)w;
 	}
-	return 0;
+	return done;
+}
+
+/* Byte i of the pending region of s starting at tail. */
+static char
+ring_byte(const struct event_sink *s, size_t tail, size_t i)
+{
+	return s->ring[(tail + i) & (s->size - 1)];
+}
+
+/* Newlines (events) in bytes [from, to) of the pending region starting at tail. */
+static uint64_t
+ring_lines(const struct event_sink *s, size_t tail, size_t from, size_t to)
+{
+	uint64_t n = 0;
+
+	for (size_t i = from; i < to; i++)
+		n += ring_byte(s, tail, i) == '\n';
+	return n;
+}
+
+/*
+ * Write the pending bytes [tail, tail + len) of s, whole lines or none: the ring only ever holds
+ * complete lines, and a short write (a full disk) would leave the start of a line that the next
+ * successful write completes with another event, a line that is not JSON. So after a short write
+ * the file is cut back (ftruncate) to the end of the last whole line written, and the events not
+ * written are counted as lost. When the output cannot be cut (a pipe), the torn line is ended
+ * with a newline before anything else is written. The first failure and the recovery are each
+ * logged once.
+ */
+static void
+write_lines(struct event_sink *s, size_t tail, size_t len)
+{
+	size_t off = tail & (s->size - 1);
+	size_t first = s->size - off < len ? s->size - off : len;
+	size_t done, keep;
+	int err = 0;
+
+	if (ev.torn) {
+		if (write_some("\n", 1, &err) == 1)
+			ev.torn = 0;
+		else
+			goto lost;
+	}
+	done = write_some(s->ring + off, first, &err);
+	if (done == first && len > first)
+		done += write_some(s->ring, len - first, &err);
+	if (done == len) {
+		if (ev.failing) {
+			log_info("writing events to %s again (%llu events lost so far)", ev.path,
+			    (unsigned long long)ev.write_lost);
+			ev.failing = 0;
+		}
+		return;
+	}
+	/* Keep the whole lines written, cut the partial one. */
+	keep = done;
+	while (keep > 0 && ring_byte(s, tail, keep - 1) != '\n')
+		keep--;
+	if (keep < done) {
+		off_t end = lseek(ev.fd, 0, SEEK_CUR);
+
+		if (end < 0 || ftruncate(ev.fd, end - (off_t)(done - keep)) < 0)
+			ev.torn = 1;
+	}
+	ev.write_lost += ring_lines(s, tail, keep, len);
+	if (!ev.failing) {
+		ev.failing = 1;
+		errno = err;
+		log_warn("writing events to %s (events are lost until it works again)", ev.path);
+	}
+	return;
+lost:
+	ev.write_lost += ring_lines(s, tail, 0, len);
+	if (!ev.failing) {
+		ev.failing = 1;
+		errno = err;
+		log_warn("writing events to %s (events are lost until it works again)", ev.path);
+	}
 }
 
 void
@@ -205,20 +328,12 @@ EV_Flush(void)
 		size_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
 		size_t head = atomic_load_explicit(&s->head, memory_order_acquire);
 
-		while (tail != head) {
-			size_t off = tail & (s->size - 1);
-			size_t chunk = head - tail;
-
-			if (chunk > s->size - off)
-				chunk = s->size - off;
-			if (ev.fd >= 0 && write_all(s->ring + off, chunk) < 0) {
-				if (ev.write_errors++ == 0)
-					log_warn("writing events to %s", ev.path);
-			}
-			tail += chunk;
-			total += chunk;
+		if (tail != head) {
+			if (ev.fd >= 0)
+				write_lines(s, tail, head - tail);
+			total += head - tail;
+			atomic_store_explicit(&s->tail, head, memory_order_release);
 		}
-		atomic_store_explicit(&s->tail, tail, memory_order_release);
 	}
 	return total;
 }
@@ -273,9 +388,10 @@ EV_GetStats(struct event_stats *st)
 		st->ring_dropped += atomic_load(&ev.sinks[i]->ring_dropped);
 	}
 	pthread_mutex_lock(&ev.rate_lock);
-	st->rate_dropped = ev.rate_dropped;
+	st->rate_dropped = ev.routine.dropped;
+	st->alert_rate_dropped = ev.alert.dropped;
 	pthread_mutex_unlock(&ev.rate_lock);
-	st->write_errors = ev.write_errors;
+	st->write_lost = ev.write_lost;
 }
 
 void

@@ -22,9 +22,13 @@ void EV_Finalise(void);
 /* Create a sink for one producer thread. ring_bytes is rounded up to a power of two. */
 struct event_sink *EV_CreateSink(size_t ring_bytes);
 
-/* Take one token for an event at time now_ns (monotonic). Returns 1 if the event may be written,
- * 0 if the rate limit says drop (counted). Call before building the line. */
+/* Take one token for a routine event at time now_ns (monotonic). Returns 1 if the event may be
+ * written, 0 if the rate limit says drop (counted). Call before building the line. */
 int EV_Allow(struct event_sink *s, uint64_t now_ns);
+
+/* The same for an alert (a forged RST's rst and anomaly events, an eviction or black hole): a
+ * budget of its own, so routine events cannot use it up. */
+int EV_AllowAlert(struct event_sink *s, uint64_t now_ns);
 
 /* Queue a complete line (with its newline). Returns 0, or -1 if the ring was full (counted). */
 int EV_Submit(struct event_sink *s, const char *line, size_t len);
@@ -39,15 +43,19 @@ size_t EV_Flush(void);
 /* Control thread: reopen the output file (after logrotate). Returns 0 or -1 (logged, old kept). */
 int EV_Reopen(void);
 
-/* Change the rate limit (reload). */
+/* Change the rate limit of routine events (reload). */
 void EV_SetRate(uint32_t rate, uint32_t burst);
+
+/* Change the rate limit of alerts (start, reload); EV_Initialise gives them rate/burst too. */
+void EV_SetAlertRate(uint32_t rate, uint32_t burst);
 
 /* Totals over all sinks. */
 struct event_stats {
 	uint64_t written;       /* lines accepted into a ring */
-	uint64_t rate_dropped;  /* refused by the rate limit */
+	uint64_t rate_dropped;  /* routine events refused by the rate limit */
+	uint64_t alert_rate_dropped;  /* alerts refused by the alert rate limit */
 	uint64_t ring_dropped;  /* ring full: the writer could not keep up */
-	uint64_t write_errors;  /* failed writes to the output */
+	uint64_t write_lost;    /* events lost to failed or short writes (a full disk) */
 };
 void EV_GetStats(struct event_stats *st);
 

@@ -45,6 +45,28 @@ LOG_ParseLevel(const char *name)
 	return -1;
 }
 
+/* Copy msg into out (size >= 4 * strlen(msg) + 1) with every byte that is not printable ASCII,
+ * and the backslash, written as \xNN: file names and packet-derived strings reach the log, and
+ * a newline or a terminal escape sequence in one must not forge log lines or reach a terminal.
+ * Done here, at the sink, so no caller can forget. */
+static void
+escape(const char *msg, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\') {
+			*out++ = (char)*p;
+		} else {
+			*out++ = '\\';
+			*out++ = 'x';
+			*out++ = hex[*p >> 4];
+			*out++ = hex[*p & 15];
+		}
+	}
+	*out = '\0';
+}
+
 static void vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
 
@@ -54,7 +76,7 @@ vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	static const char *const tag[] = { "error", "warning", "info", "debug" };
 	int saved = errno;
-	char msg[1024];
+	char msg[1024], safe[4 * sizeof(msg)];
 	int n;
 
 	if (lvl > log_max)
@@ -64,11 +86,12 @@ vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 		return;
 	if (with_errno && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(saved));
+	escape(msg, safe);
 	if (log_to_syslog) {
-		syslog(prio[lvl], "%s", msg);
+		syslog(prio[lvl], "%s", safe);
 	} else {
 		/* systemd's journal adds its own timestamps; a terminal user wants the level. */
-		fprintf(stderr, "rstguard: %s: %s\n", tag[lvl], msg);
+		fprintf(stderr, "rstguard: %s: %s\n", tag[lvl], safe);
 	}
 	errno = saved;
 }

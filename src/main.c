@@ -313,6 +313,7 @@ reload(const struct cli *cli, struct config **cur, struct config **retired, stru
 		keep_restart_only(nc, *cur);
 		LOG_SetLevel((enum log_level)nc->log_level);
 		EV_SetRate(nc->events_rate, nc->events_burst);
+		EV_SetAlertRate(nc->events_alert_rate, nc->events_alert_burst);
 		atomic_store(&live_cfg, nc);
 		atomic_fetch_add(&cfg_gen, 1);
 		*retired = *cur;
@@ -367,9 +368,11 @@ log_stats(struct worker *w, unsigned n)
 		 (unsigned long long)es.probes_answered, (unsigned long long)es.probes_unanswered,
 		 (unsigned long long)es.probes_rst, (unsigned long long)es.probes_rate_limited,
 		 (unsigned long long)es.probe_errors);
-	log_info("events: written %llu, rate-limited %llu, ring full %llu, write errors %llu",
-		 (unsigned long long)ev.written, (unsigned long long)ev.rate_dropped,
-		 (unsigned long long)ev.ring_dropped, (unsigned long long)ev.write_errors);
+	log_info("events: written %llu, rate-limited %llu (alerts %llu), ring full %llu, lost to write errors %llu",
+		 (unsigned long long)ev.written,
+		 (unsigned long long)(ev.rate_dropped + ev.alert_rate_dropped),
+		 (unsigned long long)ev.alert_rate_dropped,
+		 (unsigned long long)ev.ring_dropped, (unsigned long long)ev.write_lost);
 }
 
 static void
@@ -402,6 +405,9 @@ main(int argc, char **argv)
 	parse_args(argc, argv, &cli);
 	if (build_config(&cli, cfg, &errs) < 0) {
 		CFG_PrintErrors(&errs, stderr);
+		CFG_FreeErrors(&errs);
+		CFG_Free(cfg);
+		free(cfg);
 		return 1;
 	}
 	CFG_FreeErrors(&errs);
@@ -416,9 +422,12 @@ main(int argc, char **argv)
 	if (cli.read_file) {
 		/* Offline, every event is written: the rate limit protects a live disk from a RST
 		 * flood, while a capture's analysis must be complete and reproducible. */
-		if (EV_Initialise(cfg->events_path, 1000000000u, 1000000000u) < 0)
-			fatalx("cannot open the event output %s", cfg->events_path);
-		rc = OFF_Run(cfg, cli.read_file, cli.summary);
+		if (EV_Initialise(cfg->events_path, 1000000000u, 1000000000u) < 0) {
+			log_warnx("cannot open the event output %s", cfg->events_path);
+			rc = 1;
+		} else {
+			rc = OFF_Run(cfg, cli.read_file, cli.summary);
+		}
 		EV_Finalise();
 		LOG_Finalise();
 		CFG_Free(cfg);
@@ -427,8 +436,16 @@ main(int argc, char **argv)
 	}
 	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		fatal("getrandom");
-	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0)
-		fatalx("cannot open the event output %s", cfg->events_path);
+	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0) {
+		/* Not fatalx: the configuration is released first (no leak at exit). */
+		log_warnx("cannot open the event output %s", cfg->events_path);
+		EV_Finalise();
+		LOG_Finalise();
+		CFG_Free(cfg);
+		free(cfg);
+		return 1;
+	}
+	EV_SetAlertRate(cfg->events_alert_rate, cfg->events_alert_burst);
 	atomic_store(&live_cfg, cfg);
 
 	/* Threads inherit a fully blocked mask; only the control thread takes signals. */

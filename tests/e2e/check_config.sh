@@ -124,7 +124,15 @@ events = { path = "/dev/null"; rate = 10; burst = 20; };
 eviction = { idle_timeout = 300; keepalive = true; };
 EOF
 
-rg_plan 18
+# An @include of a directory: libconfig 1.5's scanner calls exit(2) on it unless the loader
+# refuses it first.
+mkdir -p "$RG_TMP/conf.d"
+cat >"$RG_TMP/include-dir.conf" <<EOF
+mode = "detect";
+@include "$RG_TMP/conf.d"
+EOF
+
+rg_plan 19
 
 expect_ok defaults "-t with the built-in defaults" -t
 expect_ok sample "-t -c conf/rstguard.conf (the shipped sample)" -t -c "$CONF"
@@ -137,6 +145,9 @@ expect_errors range "out-of-range value: exit 1, FILE:3" "$RG_TMP/out-of-range.c
 expect_errors syntax "syntax error: exit 1, FILE:5" "$RG_TMP/syntax.conf" '5:syntax'
 expect_errors several "several errors in one file: all printed" "$RG_TMP/several.conf" \
 	'2:colour' '4:rate' '7:maxlen' '9:level'
+
+expect_errors incdir "@include of a directory: exit 1 (not 2), FILE:2 names it" \
+	"$RG_TMP/include-dir.conf" "2:@include \"$RG_TMP/conf.d\": cannot read: is a directory"
 
 run missing -t -c "$RG_TMP/does-not-exist.conf"
 if [ "$RC" -eq 1 ] && grep -q "does-not-exist.conf" "$RG_TMP/missing.err"; then

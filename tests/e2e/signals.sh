@@ -2,6 +2,8 @@
 # signals.sh: rstguard's signal handling on a live gateway.
 #   SIGHUP + a valid changed config   -> still running, the log says it reloaded
 #   SIGHUP + a broken config          -> still running, errors logged as FILE:LINE, old config kept
+#   SIGHUP + an @include of a directory -> still running (libconfig's scanner would exit(2)),
+#                                          the error logged as FILE:LINE, old config kept
 #   mv events.json away + SIGHUP      -> the next event lands in a fresh events.json (logrotate)
 #   SIGTERM                           -> exit 0 within 5 s, queue unbound
 # Refused connections (one RST each) are the probe traffic: each must give one event.
@@ -43,6 +45,18 @@ events = {
 	path = "$OTHER";
 	rate = "fast";
 };
+EOF
+	mv "$CONF.tmp" "$CONF"
+}
+
+# write_include_dir_conf: a file whose @include names a directory (line 3).
+write_include_dir_conf() {
+	mkdir -p "$RG_TMP/conf.d"
+	cat >"$CONF.tmp" <<EOF
+mode = "detect";
+queue = { num = $RG_QUEUE_NUM; };
+@include "$RG_TMP/conf.d"
+events = { path = "$OTHER"; };
 EOF
 	mv "$CONF.tmp" "$CONF"
 }
@@ -98,7 +112,7 @@ still_running() {
 
 write_conf 1000
 
-rg_plan 12
+rg_plan 15
 
 rg_daemon_up "rstguard -c FILE binds queue $RG_QUEUE_NUM" -c "$CONF"
 
@@ -134,6 +148,30 @@ if ! probe "$EV"; then
 	rg_fail "$desc" "$PROBE_MSG"
 elif [ -e "$OTHER" ]; then
 	rg_fail "$desc" "$OTHER exists: part of the broken config was applied"
+elif [ "$(rg_events_count "$EV" rst)" -ne $((before + 1)) ]; then
+	rg_fail "$desc" "expected $((before + 1)) rst events in $EV, found $(rg_events_count "$EV" rst)"
+else
+	rg_pass "$desc"
+fi
+
+# An @include of a directory: the daemon must survive it (libconfig alone would exit(2)).
+write_include_dir_conf
+off=$(log_size)
+rg_daemon_signal HUP
+still_running "SIGHUP with an @include of a directory: still running and bound"
+if wait_log "$off" "$CONF:3: @include \"$RG_TMP/conf.d\": cannot read: is a directory" &&
+	wait_log "$off" 'reload failed: keeping the running configuration'; then
+	rg_pass "the bad @include is logged as $CONF:3 and the reload refused"
+else
+	rg_fail "the bad @include is logged as $CONF:3 and the reload refused" "log after SIGHUP:"
+	log_since "$off" | tail -n 20 | rg_diag
+fi
+before=$(rg_events_count "$EV" rst)
+desc="old config kept after the bad @include: the next event still goes to $EV"
+if ! probe "$EV"; then
+	rg_fail "$desc" "$PROBE_MSG"
+elif [ -e "$OTHER" ]; then
+	rg_fail "$desc" "$OTHER exists: part of the config was applied"
 elif [ "$(rg_events_count "$EV" rst)" -ne $((before + 1)) ]; then
 	rg_fail "$desc" "expected $((before + 1)) rst events in $EV, found $(rg_events_count "$EV" rst)"
 else

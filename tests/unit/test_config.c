@@ -5,6 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -103,6 +106,8 @@ config_diff(const struct config *a, const struct config *b)
 	CMP(timeout.closed);
 	CMP(events_rate);
 	CMP(events_burst);
+	CMP(events_alert_rate);
+	CMP(events_alert_burst);
 	CMP(log_syslog);
 	CMP(log_level);
 	CMP(idle_timeout);
@@ -165,6 +170,8 @@ test_defaults(void)
 	TAP_EQ_S(c.events_path, "-", "default events.path");
 	TAP_EQ_U(c.events_rate, 1000, "default events.rate");
 	TAP_EQ_U(c.events_burst, 5000, "default events.burst");
+	TAP_EQ_U(c.events_alert_rate, 100, "default events.alert_rate");
+	TAP_EQ_U(c.events_alert_burst, 1000, "default events.alert_burst");
 	TAP_EQ_U(c.log_syslog, 0, "default log.target stderr");
 	TAP_EQ_U(c.log_level, LOG_LVL_INFO, "default log.level info");
 	TAP_EQ_U(c.idle_timeout, 0, "default eviction.idle_timeout");
@@ -465,6 +472,14 @@ test_cross_fields(void)
 	    "rate above the default burst: reported at rate");
 	check_error("events = {\n  rate = 100;\n  burst = 50;\n};\n", 3,
 	    "events.burst (50) must be at least events.rate (100)", "burst below rate: at burst");
+	check_error("events = {\n  alert_rate = 100;\n  alert_burst = 50;\n};\n", 3,
+	    "events.alert_burst (50) must be at least events.alert_rate (100)",
+	    "alert_burst below alert_rate: at alert_burst");
+	check_error("events = {\n  alert_rate = 2000;\n};\n", 2,
+	    "events.alert_burst (1000) must be at least events.alert_rate (2000)",
+	    "alert_rate above the default alert_burst: at alert_rate");
+	check_error("events = { alert_rate = 0; };\n", 1,
+	    "events.alert_rate: 0 is out of range 1..1000000", "events.alert_rate low");
 	check_error("eviction = {\n  keepalive = true;\n};\n", 2,
 	    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
 	    "keepalive without idle_timeout");
@@ -575,6 +590,113 @@ test_include(void)
 	TAP_OK(c.mode == RG_MODE_ENFORCE && c.events_rate == 100, "include: values applied");
 	CFG_FreeErrors(&errs);
 	CFG_Free(&c);
+}
+
+/* Hostile @include targets: libconfig 1.5's scanner calls exit(2) on a read error (a directory)
+ * and blocks on a FIFO, so the loader must refuse them itself, naming the file and line. Before
+ * that check this test ended with status 2 at its first load. */
+static void
+test_include_hostile(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char dir[64], sub[96], fifo[96], self[96], deep[96], text[512], want[256];
+	struct config c;
+	struct config_errors errs = { 0 };
+	int rc, fd;
+
+	snprintf(dir, sizeof(dir), "%s/rgincdXXXXXX", tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		exit(99);
+	}
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	snprintf(self, sizeof(self), "%s/self.conf", dir);
+	snprintf(deep, sizeof(deep), "%s/deep.conf", dir);
+	if (mkdir(sub, 0700) < 0 || mkfifo(fifo, 0600) < 0) {
+		perror("mkdir/mkfifo");
+		exit(99);
+	}
+
+	snprintf(text, sizeof(text), "mode = \"detect\";\n@include \"%s\"\n", sub);
+	rc = load_text(text, &c, &errs);
+	snprintf(want, sizeof(want), "@include \"%s\": cannot read: Is a directory", sub);
+	expect_one(&errs, rc, 2, want, "@include of a directory");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+
+	snprintf(text, sizeof(text), "\n\n  @include \"%s\"\n", fifo);
+	rc = load_text(text, &c, &errs);
+	snprintf(want, sizeof(want), "@include \"%s\": cannot read: not a regular file", fifo);
+	expect_one(&errs, rc, 3, want, "@include of a FIFO (would block)");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+
+	/* A file including itself: libconfig's depth limit, reported at the include. */
+	snprintf(text, sizeof(text), "@include \"%s\"\n", self);
+	if ((fd = open(self, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
+	    write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+		perror(self);
+		exit(99);
+	}
+	close(fd);
+	rc = CFG_Load(&c, self, &errs);
+	TAP_OK(rc == -1 && errs.count == 1 && strcmp(errs.items[0].file, self) == 0 &&
+	    errs.items[0].line == 1 && strstr(errs.items[0].message, "nested deeper than 10"),
+	    "self-include: one depth error at the include (got %zu: %s)", errs.count,
+	    errs.count ? errs.items[0].message : "");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+
+	/* A bad include inside an included file: reported at the inner file's line. */
+	snprintf(text, sizeof(text), "# inner\n@include \"%s\"\n", sub);
+	if ((fd = open(deep, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
+	    write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+		perror(deep);
+		exit(99);
+	}
+	close(fd);
+	snprintf(text, sizeof(text), "@include \"%s\"\n", deep);
+	rc = load_text(text, &c, &errs);
+	TAP_OK(rc == -1 && errs.count == 1 && strcmp(errs.items[0].file, deep) == 0 &&
+	    errs.items[0].line == 2, "nested bad include: at the inner file's line (got %s:%d)",
+	    errs.count ? errs.items[0].file : "", errs.count ? errs.items[0].line : 0);
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+
+	/* What libconfig's scanner does not take as an include is not checked either. */
+	snprintf(text, sizeof(text),
+	    "/*\n@include \"%s\"\n*/\n# @include \"%s\"\nmode = \"enforce\"; // @include \"%s\"\n",
+	    sub, sub, sub);
+	check_ok(text, &c, "@include of a directory in comments is no include");
+	CFG_Free(&c);
+
+	/* The main file itself: a FIFO would block libconfig's read. */
+	rc = CFG_Load(&c, fifo, &errs);
+	TAP_OK(rc == -1 && errs.count == 1 && errs.items[0].line == 0 &&
+	    strcmp(errs.items[0].message, "cannot read: not a regular file") == 0,
+	    "main file a FIFO: refused without blocking");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+
+	if (geteuid() != 0) {
+		chmod(deep, 0);
+		snprintf(text, sizeof(text), "@include \"%s\"\n", deep);
+		rc = load_text(text, &c, &errs);
+		TAP_OK(rc == -1 && errs.count == 1 && errs.items[0].line == 1 &&
+		    strstr(errs.items[0].message, "Permission denied"),
+		    "unreadable include: refused at its line");
+		CFG_FreeErrors(&errs);
+		CFG_Free(&c);
+	} else {
+		TAP_OK(1, "unreadable include # SKIP root reads every file");
+	}
+
+	unlink(self);
+	unlink(deep);
+	unlink(fifo);
+	rmdir(sub);
+	rmdir(dir);
 }
 
 static void
@@ -1347,6 +1469,7 @@ main(void)
 	test_cross_fields();
 	test_many_errors();
 	test_include();
+	test_include_hostile();
 	test_print_errors();
 	test_copy();
 	test_validate();

@@ -957,6 +957,49 @@ test_reuse(void)
 	sc_end(&s);
 }
 
+/* Alerts have a budget of their own: after a burst of refused connections has spent the routine
+ * events' budget, a forged RST's rst and anomaly events are still written (issue 14). */
+static void
+test_alert_budget(void)
+{
+	struct sc s;
+	struct conn c;
+	struct event_stats es;
+	struct pb_spec ps;
+	const char *ev;
+
+	sc_init(&s, "alert budget", RG_MODE_DETECT);
+	sc_start(&s, 1024, 10, 10);
+	EV_SetAlertRate(10, 10);
+	at_ms(&s, 0);
+	conn_init(&c, AF_INET, 40500);
+	handshake(&s, &c);
+	exchange(&s, &c);
+	for (uint16_t i = 0; i < 200; i++) {
+		struct conn r;
+
+		conn_init(&r, AF_INET, (uint16_t)(41000 + i));
+		rst(&s, &r, 0, TCPF_RST | TCPF_ACK, 1, 1);
+	}
+	EV_GetStats(&es);
+	TAP_OK(es.rate_dropped - s.ev0.rate_dropped >= 190, "alert budget: the refused burst spent the routine budget");
+	/* Forged: a RST the server contradicts by talking on (as in test_held_verdicts). */
+	ps = conn_spec(&c, 0, TCPF_RST | TCPF_ACK, 0);
+	ps.win = 64240;
+	send_spec(&s, &ps);
+	step_ms(&s, 1);
+	seg(&s, &c, 0, TCPF_ACK | TCPF_PSH, 100);
+	settle(&s);
+	ev = take(&s);
+	EV_OK(ev, count(ev, "\"event_type\":\"rst\"", "\"forged\":true", NULL) == 1,
+	    "alert budget: the forged RST's rst event is written after the routine burst");
+	EV_OK(ev, count(ev, "\"event_type\":\"anomaly\"", NULL) == 1,
+	    "alert budget: and its anomaly event");
+	EV_GetStats(&es);
+	TAP_EQ_U(es.alert_rate_dropped - s.ev0.alert_rate_dropped, 0, "alert budget: no alert rate-limited");
+	sc_end(&s);
+}
+
 static void
 test_rate_limit(void)
 {
@@ -1131,6 +1174,7 @@ main(void)
 	test_syn_flood();
 	test_reuse();
 	test_rate_limit();
+	test_alert_budget();
 	test_kinds();
 	test_held_verdicts();
 	test_long_idle_rst();
