@@ -247,6 +247,8 @@ emit_rst(struct engine *e, const struct pending_rst *pr, enum rg_verdict verdict
 		JSON_Str(&j, "apparent_cause", RST_CauseName(r->apparent));
 	JSON_Bool(&j, "would_drop", would == RG_DROP);
 	JSON_Bool(&j, "held", pr->held);
+	if (pr->held)
+		JSON_U64(&j, "held_ms", e->now_ms - pr->start_ms);
 	if (HOLD_ConfirmName((enum hold_confirm)pr->confirm))
 		JSON_Str(&j, "confirmed", HOLD_ConfirmName((enum hold_confirm)pr->confirm));
 	JSON_Str(&j, "seq_check", TCP_RstSeqName(r->seq_class));
@@ -900,7 +902,7 @@ probe_ack_answer(const struct flow *f, int dir, const struct pkt *p)
 static int
 probe_rst_answer(const struct flow *f, int dir, const struct pkt *p)
 {
-	return (p->flags & TCPF_RST) && p->seq == f->dir[!dir].last_ack;
+	return (p->flags & (TCPF_RST | TCPF_ACK | TCPF_SYN | TCPF_FIN)) == TCPF_RST && p->seq == f->dir[!dir].last_ack;
 }
 
 /* A packet of a flow with pending RSTs: from a RST's claimed sender, later traffic contradicts
@@ -945,16 +947,17 @@ pending_news(struct engine *e, uint32_t idx, struct flow *f, int dir, const stru
 }
 
 /* A RST from a side whose earlier RST awaits our probe's answer: the answer of a stack without
- * the socket (or another RST of that stack, answering the receiver's own segments: the same
- * news). The earlier RST was genuine: let it through now. This one goes on to be judged like
- * any RST; the receiver, reset by the first, ignores it. */
-static void
+ * the socket. The earlier RST was genuine: let it through now. Returns 1 if p was that answer:
+ * it exists only because of our probe, so it is taken out of the stream and reported by the
+ * held RST's "confirmed" field, not as a RST of its own. (A RST of that stack answering one of
+ * the receiver's own segments looks the same; the receiver, reset by the first, loses nothing.) */
+static int
 pending_probe_rst(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct pkt *p)
 {
 	int found = 0;
 
 	if (!probe_rst_answer(f, dir, p))
-		return;
+		return 0;
 	for (uint32_t i = 0; i < e->holds.cap && e->holds.used; i++) {
 		struct pending_rst *pr = &e->holds.slots[i];
 
@@ -969,6 +972,7 @@ pending_probe_rst(struct engine *e, uint32_t idx, struct flow *f, int dir, const
 	}
 	if (found && !flow_has_pending(e, idx, f))
 		f->flags &= (uint8_t)~FL_PENDING;
+	return found;
 }
 
 /* Ask the claimed sender of held RST pr whether its socket lives: a probe in the name of the
@@ -1012,8 +1016,8 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 	uint32_t ev_gap = 0, ev_timeout = 0;
 	const char *ev_by = "traffic";
 
-	if (f && (f->flags & FL_PENDING))
-		pending_probe_rst(e, ref->index, f, dir, p);
+	if (f && (f->flags & FL_PENDING) && pending_probe_rst(e, ref->index, f, dir, p))
+		return RG_DROP;
 	e->st.rst++;
 	memset(&now_pr, 0, sizeof(now_pr));
 	now_pr.real_ns = e->now.real_ns;
@@ -1081,6 +1085,7 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 			*pr = now_pr;
 			pr->in_use = 1;
 			pr->pkt_id = pkt_id;
+			pr->start_ms = e->now_ms;
 			pr->deadline_ms = e->now_ms + wait_ms(e, f, dir);
 			f->flags |= FL_PENDING;
 			if (hold) {

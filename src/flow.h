@@ -26,8 +26,10 @@ enum tcp_state {
 	TCP_STATE_MAX
 };
 
-/* IP ID behaviour learnt per sender (IPv4). */
-enum ipid_habit { IPID_UNKNOWN = 0, IPID_INCREMENTING, IPID_ZERO, IPID_RANDOM };
+/* IP ID policy learnt per sender within a flow (IPv4): a counter (per connection, per
+ * destination or host-wide: all count up within one flow), one constant value (0 for FreeBSD and
+ * XNU on DF packets; some embedded stacks use another), or random (OpenBSD). */
+enum ipid_habit { IPID_UNKNOWN = 0, IPID_INCREMENTING, IPID_CONSTANT, IPID_RANDOM };
 #define IPID_SAMPLES_MAX 63
 
 /* Per-direction flags. */

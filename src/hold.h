@@ -23,6 +23,7 @@ struct pending_rst {
 	uint64_t flow_id;
 	uint32_t pkt_id;          /* NFQUEUE packet id (held packets) */
 	uint32_t deadline_ms;
+	uint32_t start_ms;        /* when the RST came (engine ms) */
 	uint64_t real_ns;         /* when the RST passed (the event's timestamp) */
 	uint32_t ack_before;      /* the sender's last ACK when the RST passed */
 	uint32_t idle_ms;         /* the flow's idle time when the RST came */

@@ -169,8 +169,8 @@ judge_ip(const struct flow_dir *s, const struct flow_dir *r, const struct pkt *p
 		return;
 	/* A sender that stamps 0 on every DF packet (FreeBSD, XNU with rfc6864) does so on its
 	 * RSTs too, socket or not. */
-	if (seen && s->ipid_habit == IPID_ZERO && s->ipid_samples >= 3 && (s->flags & FD_DF) && p->df &&
-	    p->ipid != 0)
+	if (seen && s->ipid_habit == IPID_CONSTANT && s->ipid == 0 && s->ipid_samples >= 3 && (s->flags & FD_DF) &&
+	    p->df && p->ipid != 0)
 		add(out, RST_EV_IPID);
 	/* A counter never gives the same value twice in a row: a copy of the sender's last ID. */
 	else if (seen && s->ipid_habit == IPID_INCREMENTING && s->ipid_samples >= 3 && p->ipid != 0 &&

@@ -43,8 +43,8 @@ learn_ipid(struct flow_dir *d, const struct pkt *p)
 		return;
 	if (d->flags & FD_SEEN) {
 		delta = (uint16_t)(p->ipid - d->ipid);
-		if (p->ipid == 0 && d->ipid == 0)
-			vote = IPID_ZERO;
+		if (p->ipid == d->ipid)
+			vote = IPID_CONSTANT;
 		else if (delta >= 1 && delta <= 1024)
 			vote = IPID_INCREMENTING;  /* GSO packets advance it by their segment count */
 		else

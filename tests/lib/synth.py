@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """synth: deterministic synthetic captures of documented RST behaviours, for rstguard.
 
-    synth.py OUTDIR      write every tests/fixtures/synth_*.pcap into OUTDIR
+    synth.py OUTDIR      write every tests/fixtures/synth/NAME.pcap into OUTDIR
     synth.py --list      print each fixture's name and a one-line description
 
 Each fixture imitates, packet by packet, one behaviour documented elsewhere (the source is named
-in the fixture's docstring and in tests/fixtures/synth.md): an injector's RST, or a genuine RST
+in the fixture's docstring and in tests/fixtures/synth/README.md): an injector's RST, or a genuine RST
 of a stack whose IP ID / TTL / DF habits differ from Linux's. The files are Ethernet,
 microsecond pcaps as tcpdump writes them on the gateway's client-facing interface:
 
@@ -733,7 +733,7 @@ def main(argv):
     for fn in FIXTURES:
         cap = Capture()
         fn(cap)
-        cap.write(os.path.join(outdir, fn.__name__ + ".pcap"))
+        cap.write(os.path.join(outdir, fn.__name__[len("synth_"):] + ".pcap"))
     return 0
 
 

@@ -1974,7 +1974,9 @@ test_confirm(void)
 	expect_verdict(&s, h, "genuine abort, probe answered by a RST", RG_ACCEPT);
 	expect_rst(&s, h, "genuine abort, probe answered by a RST", "abort", 0, NULL);
 	expect_field(&s, h, "genuine abort", "confirmed", "probe_rst");
-	expect_verdict(&s, g, "the stack's RST answering the probe", RG_ACCEPT);
+	expect_first(&s, g, "the stack's RST answering the probe (absorbed: rstguard caused it)", RG_DROP);
+	tap_ok(!event_for(&s, g, "rst", (char[EVENT_LINE_MAX + 1]){ 0 }, EVENT_LINE_MAX + 1),
+	       "%s: no rst event of its own for the probe's answer", s.name);
 
 	/* A genuine abort whose sender is gone silent: delivered when the hold ends. */
 	baseline(&s, &c);
