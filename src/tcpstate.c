@@ -104,7 +104,7 @@ TCP_Update(struct flow *f, int dir, const struct pkt *p, uint32_t now_us)
 	if (!(d->flags & FD_SEEN) || (p->flags & TCPF_SYN)) {
 		d->ttl_base = p->ttl;
 		d->ttl_spread = 0;
-	} else {
+	} else if (p->ttl != d->ttl_last) {   /* the same TTL as the last one: already counted */
 		int off = abs((int)p->ttl - (int)d->ttl_base);
 
 		if (off > d->ttl_spread)
