@@ -17,6 +17,16 @@
 #   P1 over IPv6    hop limit 40                                           -> ttl
 #   P5 mimic-exact  nothing differs, not even the IP ID (server's + 2), with a long judgement
 #                   wait: the race (detect) or the confirmation probe (enforce)
+#   H1 handshake    a RST/ACK answering the client's SYN before the server's SYN-ACK (ack = ISN,
+#                   IP ID and window of the SYN); the router drops the server's first SYN-ACK so
+#                   that the injector always wins, the retransmitted one completes the handshake
+#                   1 s later: ipid, ack_invalid (two groups: forged at once); the client ignores
+#                   it (unacceptable ACK in SYN_SENT), so the transfer completes in both modes
+#   G1 gfw-type1    bare RST, IP ID 0, DF clear, TTL 4 above the server's, window 8192: ttl
+#   S1 signed       a copy of the server's RST carrying a TCP-MD5 option: the client drops it
+#                   (tcp_inbound_hash), the server talks on: signed, then race or the probe
+#   O1 oow          10 MiB beyond the window, TTL 6 below the server's, DF clear: ttl, df; the
+#                   client ignores it (out of window), cause injected, effective false
 #   P6 mimic-exact  the same under the default wait, injected once the server acknowledged the
 #                   request, the server then silent for 1 s: detect reports it at once as genuine, then a revised event
 #                   (race_late) when the server talks on; enforce holds it, probes the server in
@@ -70,6 +80,10 @@ SCEN_DEFAULT=(
 	"P4 both-ends 4 df,window_foreign|df,window_foreign 0:5"
 	"P1v6 bare-ttl 6 ttl 1:50"
 	"P6 mimic-exact+after-ack 4 race_late,-ttl,-ipid,-df,-window_copy@probe_ack,-ttl,-ipid,-df,-window_copy 1:50 1.0"
+	"H1 handshake+drop-synack 4 ipid,ack_invalid 0:0 - complete"
+	"G1 gfw-type1 4 ttl,df 1:50"
+	"S1 signed 4 signed 0:0 - complete"
+	"O1 oow 4 ttl,df 0:0 - complete"
 )
 SCEN_LONG=(
 	"P5 mimic-exact 4 -ttl,-ipid,-df,-window_copy 1:50"
@@ -124,28 +138,33 @@ stop_daemon() {
 	fi
 }
 
-# app_outcome_ok MODE NAME OUTCOME: what the applications saw is right for the mode; sets
-# detail (the TAP description).
+# app_outcome_ok MODE NAME OUTCOME WANT: what the applications saw is WANT (reset or complete);
+# sets detail (the TAP description).
 app_outcome_ok() {
-	if [ "$1" = detect ]; then
+	if [ "$4" = reset ]; then
 		detail="the client sees the injected reset (ECONNRESET)"
 		[ "$3" = reset ] && [ "$(rg_json_field "$RG_TMP/cli-$2.json" error)" = ECONNRESET ]
 	else
 		detail="the client gets the whole answer intact (sha256 of $BYTES bytes) and a FIN"
 		detail="$detail close; the server sent it all"
+		[ "$1" = detect ] && detail="$detail (its stack ignored the injected RST)"
 		[ "$3" = complete ] && [ "$(rg_json_field "$RG_TMP/srv-$2.json" outcome)" = sent ]
 	fi
 }
 
-# scenario MODE "TAG PROFILE FAMILY EVIDENCE GMIN:GMAX [DELAY]" [informational]: one connection
-# with its injector; 8 TAP points (informational: detect 2, enforce 1; recorded all the same).
-# EVIDENCE "D@E": D in detect mode, E in enforce mode. DELAY: the server's pause (s). PROFILE
-# "NAME+after-ack": the injector fires once the server acknowledged the request.
+# scenario MODE "TAG PROFILE FAMILY EVIDENCE GMIN:GMAX [DELAY] [OUTCOME]" [informational]: one
+# connection with its injector; 8 TAP points (informational: detect 2, enforce 1; recorded all
+# the same). EVIDENCE "D@E": D in detect mode, E in enforce mode. DELAY: the server's pause (s),
+# "-" for the default. OUTCOME: what the client sees in detect mode (default reset; complete
+# for an injection its stack ignores). PROFILE "NAME+after-ack": the injector fires once the
+# server acknowledged the request; "NAME+drop-synack": the router drops the server's first
+# SYN-ACK (so that a handshake injector always comes first).
 scenario() {
 	local mode=$1 info=${3:-} tag profile fam evidence grange gmin gmax srv port name outcome
-	local want_outcome n_inj sok prefix detail delay inj_args
-	read -r tag profile fam evidence grange delay <<<"$2"
-	delay=${delay:-$DELAY}
+	local want_outcome n_inj sok prefix detail delay inj_args detect_outcome drop_rule=()
+	read -r tag profile fam evidence grange delay detect_outcome <<<"$2"
+	[ "${delay:--}" = - ] && delay=$DELAY
+	detect_outcome=${detect_outcome:-reset}
 	case $evidence in
 	*@*) [ "$mode" = detect ] && evidence=${evidence%@*} || evidence=${evidence#*@} ;;
 	esac
@@ -157,7 +176,7 @@ scenario() {
 	NEXT_PORT=$((NEXT_PORT + 1))
 	name=$tag-$mode
 	prefix="$tag ($profile, IPv$fam) $mode: "
-	want_outcome=reset
+	want_outcome=$detect_outcome
 	[ "$mode" = enforce ] && want_outcome=complete
 	[ "$mode" = enforce ] && gmin=0 && gmax=0
 
@@ -167,6 +186,13 @@ scenario() {
 	inj_args=()
 	case $profile in
 	*+after-ack) profile=${profile%+after-ack}; inj_args=(--after-ack) ;;
+	*+drop-synack)
+		profile=${profile%+drop-synack}
+		drop_rule=(FORWARD -p tcp --sport "$port" --tcp-flags SYN,ACK SYN,ACK
+			-m statistic --mode nth --every 2 --packet 0 -j DROP)
+		ip netns exec "$RG_ROUTER" iptables -I "${drop_rule[@]}" || sok=0
+		[ "$fam" = 6 ] && { ip netns exec "$RG_ROUTER" ip6tables -I "${drop_rule[@]}" || sok=0; }
+		;;
 	esac
 	rg_inject_start "inj-$name" "$port" "$profile" "${inj_args[@]}" || sok=0
 	if [ "$sok" = 1 ]; then
@@ -175,6 +201,10 @@ scenario() {
 	fi
 	rg_wait_app "inj-$name" 45
 	rg_wait_app "srv-$name" 15
+	if [ ${#drop_rule[@]} -gt 0 ]; then
+		ip netns exec "$RG_ROUTER" iptables -D "${drop_rule[@]}" 2>/dev/null
+		[ "$fam" = 6 ] && ip netns exec "$RG_ROUTER" ip6tables -D "${drop_rule[@]}" 2>/dev/null
+	fi
 	outcome=$(rg_json_field "$RG_TMP/cli-$name.json" outcome)
 	n_inj=$(rg_inject_count "inj-$name")
 	RUN_INJECTED=$((RUN_INJECTED + n_inj))
@@ -193,7 +223,7 @@ scenario() {
 		return 0
 	fi
 
-	if app_outcome_ok "$mode" "$name" "$outcome"; then
+	if app_outcome_ok "$mode" "$name" "$outcome" "$want_outcome"; then
 		rg_pass "$prefix$detail"
 	else
 		rg_fail "$prefix$detail" "client: $(cat "$RG_TMP/cli-$name.json" 2>/dev/null)" \

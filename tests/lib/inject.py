@@ -37,6 +37,18 @@ Profiles (IPv4 and IPv6; the IP ID and DF parts apply to IPv4 only):
                nothing in the packet gives it away; only the server talking on after it (the
                race) can
 
+  handshake    (trigger: the client's SYN to --port, not the marker) one RST/ACK toward the
+               client "from the server" answering the SYN before the real SYN-ACK: ack = the
+               client's ISN (not ISN + 1), IP ID, DF and window copied from the SYN, TTL 60
+               (the middlebox of Zeek's rst-inject-rae.pcap)
+  gfw-type1    one bare RST toward the client (GFW type I, S&P 2025): IP ID 0, DF clear, TTL
+               4 above the server's as seen, window 8192, seq = the client's RCV.NXT
+  signed       a copy of the server's RST/ACK (TTL, DF, window, IP ID + 2) carrying a TCP-MD5
+               option on a connection that uses none: the client discards it, the server
+               talks on
+  oow          one RST/ACK toward the client 10 MiB beyond its RCV.NXT (out of window, ignored),
+               TTL 6 below the server's, DF clear
+
 Scapy's default IP ID is 1. When 1 happens to be a plausible next value of the claimed sender's
 IP ID counter (it lies within 1100 after the last one sniffed, a 1.7 % chance), the IP ID would
 look genuine by luck and the test would flake; then the IP ID is moved half the space away
@@ -57,7 +69,8 @@ import select
 import sys
 import time
 
-PROFILES = ("bare-ttl", "gfw2006", "mimic", "both-ends", "mimic-exact")
+PROFILES = ("bare-ttl", "gfw2006", "mimic", "both-ends", "mimic-exact", "handshake", "gfw-type1",
+            "signed", "oow")
 SCAPY_DEFAULT_IPID = 1
 PLAUSIBLE_IPID_SPAN = 1100  # rstguard takes up to 1024 ahead of the last IP ID as genuine
 
@@ -164,6 +177,10 @@ def main(argv):
             server.learn(ip, tcp, v6)
         elif tcp.dport == args.port:
             payload = bytes(tcp.payload)
+            if args.profile == "handshake":
+                if int(tcp.flags) & 0x12 == 0x02:   # the client's SYN
+                    trigger = (pkt, ip, tcp, v6, 0, time.monotonic())
+                continue
             if marker in payload:
                 trigger = (pkt, ip, tcp, v6, len(payload), time.monotonic())
             else:
@@ -201,7 +218,7 @@ def main(argv):
     packets = []
 
     def build(direction, seq, ack, flags, ttl=64, ipid=None, df=False, window=8192,
-              adjust_from=None):
+              adjust_from=None, options=None):
         """One RST; ipid None = scapy's default, moved away from adjust_from if plausible."""
         rec = {"family": 6 if v6 else 4, "direction": direction, "flags": flags,
                "seq": seq & 0xFFFFFFFF, "ack": ack & 0xFFFFFFFF, "ttl": ttl, "window": window}
@@ -218,7 +235,9 @@ def main(argv):
             rec.update(ipid=ipid, df=df, ipid_adjusted=adjusted)
             l3 = IP(src=rec["src"], dst=rec["dst"], ttl=ttl, id=ipid, flags="DF" if df else 0)
         l4 = TCP(sport=rec["sport"], dport=rec["dport"], seq=rec["seq"], ack=rec["ack"],
-                 flags=flags, window=window)
+                 flags=flags, window=window, options=options or [])
+        if options:
+            rec["options"] = [o[0] for o in options]
         packets.append((Ether(src=my_mac, dst=gw_mac) / l3 / l4, rec))
 
     p = args.profile
@@ -238,6 +257,20 @@ def main(argv):
         build("toclient", to_client_seq, to_client_ack, "RA", ttl=server.ttl,
               ipid=None if v6 else ((server.ipid or 0) + 2) & 0xFFFF,
               df=bool(server.df), window=server.win)
+    elif p == "handshake":
+        build("toclient", 0, tcp.seq, "RA", ttl=60, ipid=None if v6 else ip.id,
+              df=(not v6) and bool(int(ip.flags) & 0x2), window=tcp.window)
+    elif p == "gfw-type1":
+        build("toclient", to_client_seq, 0, "R", ttl=min((server.ttl or 60) + 4, 255),
+              ipid=None if v6 else 0, df=False, window=8192)
+    elif p == "signed":
+        build("toclient", to_client_seq, to_client_ack, "RA", ttl=server.ttl,
+              ipid=None if v6 else ((server.ipid or 0) + 2) & 0xFFFF,
+              df=bool(server.df), window=server.win,
+              options=[("NOP", None), ("NOP", None), ("MD5", bytes(range(16)))])
+    elif p == "oow":
+        build("toclient", to_client_seq + 10 * 1024 * 1024, to_client_ack, "RA",
+              ttl=max((server.ttl or 64) - 6, 1), df=False, adjust_from=server.ipid)
 
     for frame, rec in packets:
         out.send(frame)
