@@ -3,6 +3,8 @@
 #ifndef RSTGUARD_OFFLINE_H
 #define RSTGUARD_OFFLINE_H
 
+#include <stdint.h>
+
 #include "config.h"
 
 enum summary_format { SUMMARY_TEXT = 0, SUMMARY_JSON = 1 };
@@ -12,12 +14,24 @@ enum summary_format { SUMMARY_TEXT = 0, SUMMARY_JSON = 1 };
  * names the packet number). */
 int OFF_Run(const struct config *cfg, const char *path, enum summary_format fmt);
 
-/* Find the IP header in a link-layer frame: returns its offset and sets *is_ip, or returns -1
- * for frames that carry no IPv4/IPv6 packet. Handles Ethernet with 802.1Q/802.1ad tags, Linux
- * cooked captures (SLL, SLL2), raw IP and the BSD loopback header. */
-int OFF_IpOffset(int linktype, const unsigned char *frame, unsigned caplen);
+/* The IP packet a link-layer frame carries, and its captured and wire lengths. */
+struct off_ip {
+	const unsigned char *data;
+	unsigned caplen;
+	unsigned wirelen;
+	uint64_t ts_ns;            /* the packet's own time, when the link layer has it (NFLOG) */
+};
 
-/* Is the link type one OFF_IpOffset understands? */
+/* Find the IP packet in a link-layer frame of caplen captured bytes (wirelen on the wire): fill
+ * *ip and return 0, or return -1 for a frame that carries no IPv4/IPv6 packet, or whose link
+ * header is damaged; never reads outside f[0..caplen). Handles Ethernet with 802.1Q/802.1ad tags
+ * and PPPoE sessions, Linux cooked captures (SLL, SLL2), raw IP, the BSD loopback header, NFLOG
+ * (swapped: its TLV headers are in the other byte order), PPP (bare, HDLC-like framing, Cisco
+ * HDLC) and PPPoE. */
+int OFF_IpFrame(int linktype, const unsigned char *f, unsigned caplen, unsigned wirelen, int swapped,
+		struct off_ip *ip);
+
+/* Is the link type one OFF_IpFrame understands? */
 int OFF_LinkTypeSupported(int linktype);
 
 #endif

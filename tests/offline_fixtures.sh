@@ -7,8 +7,19 @@
 #
 # Checked here: every fixture against its .expected; the same captures rewritten by
 # tests/lib/pcaptool.py into the other link types and file formats rstguard reads (802.1Q,
-# 802.1ad + 802.1Q (QinQ), three stacked tags, Linux SLL and SLL2, raw IP, BSD loopback both
-# byte orders, pcapng, nanosecond pcap, big-endian pcap, standard input), cut by a snap length
+# 802.1ad + 802.1Q (QinQ), three stacked tags, Linux SLL and SLL2, raw IP under all its link
+# type numbers, BSD loopback both byte orders, NFLOG (both byte orders, payloads cut by the
+# kernel's copy range, the packets' own NFULA_TIMESTAMP), PPP bare, in HDLC-like framing and
+# with a compressed protocol, Cisco HDLC, PPPoE (its own link type and over Ethernet), pcapng
+# (big-endian, simple packet blocks, interfaces of different link types, snap lengths and time
+# resolutions in several sections, which libpcap refuses), nanosecond pcap, big-endian pcap,
+# standard input); the real NFLOG capture of tests/fixtures/linktypes/ (tcpdump -i nflog:N,
+# recorded by tests/e2e/nflog.sh); hostile link headers of each new parser (hand-made: zero,
+# short and overlong NFLOG TLVs, truncated PPP and PPPoE headers; and every record of every
+# new link type damaged at random, seeded): exit 0, counted not ip, no sanitizer report;
+# damaged pcapng blocks (impossible lengths, mismatched trailers, packets past their block or
+# of undescribed interfaces, options past their block, bad versions): exit 1 naming the
+# packet; cut by a snap length
 # (still analysed with the real lengths), cut at the front (mid-stream pickup: no false alarms),
 # damaged (bad magic, truncated inside a record's data or header, an impossible record length,
 # empty, unsupported link type: exit 1 and an error naming the packet), and the --summary json
@@ -44,14 +55,44 @@ VARIANTS=(
 	"sll sll"
 	"sll2 sll2"
 	"raw raw"
+	"raw12 raw --linktype 12"
+	"raw14 raw --linktype 14"
 	"null null"
 	"loop null --loop"
 	"nano nano"
 	"bigendian swap"
 	"snaplen96 snaplen --snaplen 96"
+	"nflog nflog"
+	"nflogbig nflog --big"
+	"nflogrange nflog --range 96"
+	"nflogtime nflog --batch --range 96"
+	"ppp ppp"
+	"pppbare ppp --framing bare"
+	"ppppfc ppp --framing pfc"
+	"ppphdlc ppp --linktype 50"
+	"pppcisco ppp --linktype 50 --framing cisco"
+	"chdlc ppp --linktype 104 --framing cisco"
+	"pppoe pppoe"
+	"pppoeeth pppoe --ethernet"
+	"pcapngbig pcapng --big"
+	"mixed mixed"
+	"mixed3big mixed --sections 3 --big"
 )
+# New link types whose frames the hostile-input checks below damage at random.
+MUTATE=(
+	"nflog nflog"
+	"nflogbig nflog --big"
+	"ppp ppp --framing pfc"
+	"ppphdlc ppp --linktype 50"
+	"chdlc ppp --linktype 104 --framing cisco"
+	"pppoe pppoe"
+	"pppoeeth pppoe --ethernet"
+)
+NGDAMAGE=(zero-length huge-length odd-length trailer caplen ifid no-idb option version bom
+	truncate-block truncate-header)
 
-rg_plan $((${#FIXTURES[@]} + 2 + ${#VARIANTS[@]} + 2 + 2 + 4 + 9 + 1 + 4))
+rg_plan $((${#FIXTURES[@]} + 2 + ${#VARIANTS[@]} + 2 + 2 + 4 + 9 + 1 + 4 + 2 + 1 + 2 + 1 + \
+	3 + ${#NGDAMAGE[@]} + 6))
 
 # conf_args NAME: -c NAME.conf when the fixture has one.
 conf_args() {
@@ -159,6 +200,69 @@ for name in "${FIXTURES[@]}"; do
 	stable_of "$RG_TMP/n.json" | diff -q "$FIX/$name.expected" - >/dev/null || bad+=("$name: events differ")
 done
 rg_ok ${#bad[@]} "pcapng with nanosecond timestamps (if_tsresol 9): expected events" "${bad[@]}"
+
+# Raw IP link types for one family: IPV4 (228) for the IPv4 captures, IPV6 (229) for the IPv6.
+SET=()
+SET6=()
+for name in "${FIXTURES[@]}"; do
+	if grep -q '"src_ip": "[0-9a-f]*:' "$FIX/$name.expected"; then SET6+=("$name"); else SET+=("$name"); fi
+done
+check_set ipv4 raw --linktype 228
+SET=("${SET6[@]}")
+check_set ipv6 raw --linktype 229
+unset SET
+
+# NFLOG's record times are when tcpdump read the messages (the kernel sends them in batches):
+# with NFULA_TIMESTAMP in each, the events are those of the Ethernet capture byte for byte,
+# timestamps included; without it, rstguard says the times are the read times.
+bad=()
+for name in "${FIXTURES[@]}"; do
+	cmp -s "$RG_TMP/$name.json" "$RG_TMP/$name.nflogtime.json" ||
+		bad+=("$name: events differ from the Ethernet capture's:" "$(diff "$RG_TMP/$name.json" "$RG_TMP/$name.nflogtime.json" | head -n 4)")
+	grep -q "NFULA_TIMESTAMP" "$RG_TMP/$name.nflogtime.json.summary" && bad+=("$name: warned about missing timestamps")
+	grep -q "NFLOG packets without NFULA_TIMESTAMP" "$RG_TMP/$name.nflog.json.summary" ||
+		bad+=("$name: no warning without NFULA_TIMESTAMP")
+done
+rg_ok ${#bad[@]} "NFLOG: the packets' NFULA_TIMESTAMP is the clock (events byte-identical to the Ethernet capture's, record times a second late); without it a warning" "${bad[@]}"
+
+# libpcap itself refuses the mixed-interface pcapng that rstguard reads (if that changes, the
+# block reader of src/offline.c could go).
+"$PY" "$PT" mixed "$FIX/${FIXTURES[0]}.pcap" "$RG_TMP/mixed.pcapng"
+if command -v tcpdump >/dev/null 2>&1; then
+	if tcpdump -r "$RG_TMP/mixed.pcapng" -w /dev/null 2>"$RG_TMP/td.err"; then
+		rg_pass "libpcap reads a pcapng of mixed link types now: $(tcpdump --version 2>&1 | grep -i libpcap)"
+	else
+		rg_pass "libpcap (tcpdump -r) refuses the mixed pcapng: $(grep -m1 -i 'interface' "$RG_TMP/td.err")"
+	fi
+else
+	rg_pass "libpcap refusal not checked: # SKIP tcpdump not installed"
+fi
+
+# The real NFLOG capture (tests/fixtures/linktypes/, tcpdump -i nflog:N, see the README there).
+REAL=$FIX/linktypes/nflog.pcap
+if [ -e "$REAL" ]; then
+	rm -f "$RG_TMP/real.json"
+	timeout 60 "$RSTGUARD" -r "$REAL" -e "$RG_TMP/real.json" --summary json 2>"$RG_TMP/real.summary"
+	rc=$?
+	got=$(stable_of "$RG_TMP/real.json")
+	if [ "$rc" = 0 ] && [ "$got" = "$(cat "$FIX/linktypes/nflog.expected")" ] &&
+		grep -q '"not_ip":0,.*"truncated":0,"malformed":0,' "$RG_TMP/real.summary" &&
+		! grep -q NFULA_TIMESTAMP "$RG_TMP/real.summary"; then
+		rg_pass "real NFLOG capture (tcpdump -i nflog, payloads cut by --nflog-size 128): the $(grep -c . "$FIX/linktypes/nflog.expected") events of nflog.expected, no packet not ip, truncated or malformed, every packet's NFULA_TIMESTAMP used"
+	else
+		rg_fail "real NFLOG capture: the events of nflog.expected" "exit $rc" "$(cat "$RG_TMP/real.summary")" \
+			"$(diff "$FIX/linktypes/nflog.expected" <(printf '%s\n' "$got"))"
+	fi
+	"$PY" "$PT" pcapng "$REAL" "$RG_TMP/real.pcapng"
+	rm -f "$RG_TMP/realng.json"
+	timeout 60 "$RSTGUARD" -r "$RG_TMP/real.pcapng" -e "$RG_TMP/realng.json" 2>/dev/null
+	rc=$?
+	[ "$rc" = 0 ] && cmp -s "$RG_TMP/real.json" "$RG_TMP/realng.json"
+	rg_ok $? "real NFLOG capture as pcapng: exit 0, the same events byte for byte" "exit $rc"
+else
+	rg_fail "the real NFLOG fixture exists ($REAL)"
+	rg_fail "real NFLOG capture as pcapng"
+fi
 
 # A snap length that keeps every header: the flow events count the real (wire) lengths.
 bad=()
@@ -276,6 +380,81 @@ damaged "unsupported link type (802.11)" "$RG_TMP/wifi.pcap" 1 "wifi.pcap: packe
 damaged "missing file" "$RG_TMP/nonexistent.pcap" 1 "nonexistent.pcap"
 head -c 24 "$SRC" >"$RG_TMP/hdronly.pcap"
 damaged "a pcap header and no packet: a valid, empty capture" "$RG_TMP/hdronly.pcap" 0 '"packets":0\|packets 0'
+
+"$PY" "$PT" linktype "$SRC" "$RG_TMP/user0.pcap" --set 147
+damaged "unsupported link type (USER0) in a pcap" "$RG_TMP/user0.pcap" 1 "user0.pcap: packet 1: unsupported link type 147 (USER0)"
+"$PY" "$PT" pcapng "$RG_TMP/user0.pcap" "$RG_TMP/user0.pcapng"
+damaged "unsupported link type (USER0) in a pcapng interface" "$RG_TMP/user0.pcapng" 1 \
+	"user0.pcapng: packet 1: interface 0: unsupported link type 147 (USER0)"
+"$PY" "$PT" pcapng "$SRC" "$RG_TMP/spb.pcapng" --spb
+damaged "pcapng of simple packet blocks (no timestamps): read" "$RG_TMP/spb.pcapng" 0 "\"packets\":$NPKT\|packets $NPKT:"
+
+# Damaged pcapng blocks: exit 1, the error names the packet (the second: the damage is in it).
+for w in "${NGDAMAGE[@]}"; do
+	"$PY" "$PT" ngcorrupt "$SRC" "$RG_TMP/ng-$w.pcapng" --what "$w"
+	case $w in
+	no-idb | option | version | bom) k=1 ;;
+	*) k=2 ;;
+	esac
+	damaged "pcapng damaged ($w)" "$RG_TMP/ng-$w.pcapng" 1 "ng-$w.pcapng: packet $k: "
+done
+
+# hostile_check DESC LINKTYPE HEX...: a pcap of these frames: exit 0, every frame counted not
+# ip, no sanitizer report.
+hostile_check() {
+	local desc=$1 lt=$2 rc args=()
+	shift 2
+	for h in "$@"; do args+=(--hex "$h"); done
+	"$PY" "$PT" frames "$RG_TMP/hostile.pcap" --linktype "$lt" "${args[@]}"
+	rm -f "$RG_TMP/hostile.json"
+	timeout 30 "$RSTGUARD" -r "$RG_TMP/hostile.pcap" -e "$RG_TMP/hostile.json" --summary json 2>"$RG_TMP/hostile.err"
+	rc=$?
+	if [ "$rc" = 0 ] && grep -q "\"packets\":$#,\"not_ip\":$#," "$RG_TMP/hostile.err" &&
+		! grep -q 'Sanitizer\|runtime error' "$RG_TMP/hostile.err"; then
+		rg_pass "$desc: $# damaged frames, exit 0, all counted not ip"
+	else
+		rg_fail "$desc: $# damaged frames, exit 0, all counted not ip" "exit $rc" "$(head -c 600 "$RG_TMP/hostile.err")"
+	fi
+}
+# A 20-byte IPv4 header (TCP, total length 40) for frames that should reach it but must not.
+IP4=4500002800000000400600000a0000010a000002
+# NFLOG: the header (AF_INET, version 0, group 5), then TLVs in little-endian (this host's).
+NFH=02000005
+hostile_check "NFLOG: empty, short header, version 1, zero-length TLV, 2-byte TLV, TLV past the end (0xffff), TLV header cut, payload TLV past the record, empty payload, payload not IP, only TLVs without payload" 239 \
+	"" "0200" "02010005" "${NFH}00000900${IP4}" "${NFH}02000100${IP4}" "${NFH}ffff0a00${IP4}" \
+	"${NFH}080001000000" "${NFH}30000900${IP4}" "${NFH}04000900" "${NFH}0c00090055000000ffffffff" \
+	"${NFH}0500010000000000050001000000000008000400000000020800040000000002"
+# PPP, PPP in HDLC-like framing, Cisco HDLC, PPPoE (own link type and over Ethernet).
+hostile_check "PPP: empty, ff, ff03, ff03 + one byte, LCP, IPX, compressed protocol alone" 9 \
+	"" "ff" "ff03" "ff0300" "ff03c021${IP4}" "002b${IP4}" "21"
+hostile_check "PPP_SERIAL / Cisco HDLC: short, unknown address, Cisco with ARP, Cisco header alone" 50 \
+	"ff" "0f00" "41030021${IP4}" "0f000806${IP4}" "8f000800"
+hostile_check "PPPoE: short, discovery (PADI), bad version, length 0, length 1, header alone" 51 \
+	"1100" "11091234000400${IP4}" "21001234002a0021${IP4}" "110012340000${IP4}" "1100123400010021${IP4}" "110012340016"
+hostile_check "Ethernet PPPoE session: cut in its header, a LCP frame, length 0" 1 \
+	"0000000000010000000000028864110012" "000000000001000000000002886411001234002ac021${IP4}" \
+	"0000000000010000000000028864110012340000${IP4}"
+
+# Every record of every new link type damaged at random (3 seeds each): never a crash.
+bad=()
+runs=0
+for v in "${MUTATE[@]}"; do
+	read -r desc transform opts <<<"$v"
+	for name in "${FIXTURES[@]}"; do
+		# shellcheck disable=SC2086 # options
+		"$PY" "$PT" $transform "$FIX/$name.pcap" "$RG_TMP/m0.cap" $opts || { bad+=("$desc $name: pcaptool"); continue; }
+		for seed in 1 2 3; do
+			"$PY" "$PT" mutate "$RG_TMP/m0.cap" "$RG_TMP/m.cap" --seed "$seed"
+			timeout 30 "$RSTGUARD" -r "$RG_TMP/m.cap" -e /dev/null --summary json 2>"$RG_TMP/m.err"
+			rc=$?
+			runs=$((runs + 1))
+			if [ "$rc" != 0 ] || grep -q 'Sanitizer\|runtime error' "$RG_TMP/m.err"; then
+				bad+=("$desc $name seed $seed: exit $rc" "$(head -c 400 "$RG_TMP/m.err")")
+			fi
+		done
+	done
+done
+rg_ok ${#bad[@]} "randomly damaged link headers ($runs captures of ${#MUTATE[@]} new link types): exit 0 every time, no sanitizer report" "${bad[@]}"
 
 # What came before the damage is analysed: the events of the whole packets are written.
 "$PY" "$PT" truncate "$SRC" "$RG_TMP/trunc2.pcap" --record "$NPKT"
