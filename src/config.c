@@ -17,7 +17,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "policy.h"
+#include "cidr.h"
 
 /* Settings whose line (and validity) the cross-field checks need. */
 enum field_id {
@@ -415,7 +415,7 @@ CFG_IdleTimeoutFor(const struct config *cfg, int family, const uint8_t *addr, ui
 	for (unsigned i = 0; i < cfg->n_overrides && i < CFG_EVICTION_MAX_OVERRIDES; i++) {
 		const struct config_timeout_override *o = &cfg->overrides[i];
 
-		if ((o->port != 0 && o->port != port) || !POLICY_CidrMatch(&o->network, family, addr))
+		if ((o->port != 0 && o->port != port) || !CIDR_Match(&o->network, family, addr))
 			continue;
 		/* Longer prefix first; at the same prefix, a port beats none; else the first. */
 		if (best == NULL || o->network.prefix > best->network.prefix ||
@@ -988,16 +988,16 @@ elem_literal_mismatch(struct load_state *ld, const config_setting_t *s, const ch
 	return over || lv != v;
 }
 
-#define CIDR_MSG_SIZE 512
+#define NET_MSG_SIZE 512
 
-/* What is wrong with network string str (rc from POLICY_CidrParse), into buf. */
+/* What is wrong with network string str (rc from CIDR_Parse), into buf. */
 static const char *
 cidr_message(int rc, const char *str, char *buf, size_t size)
 {
-	if (rc == POLICY_CIDR_PREFIX)
+	if (rc == CIDR_PREFIX)
 		snprintf(buf, size, "%.400s has a prefix longer than %d", str,
 		    strchr(str, ':') ? 128 : 32);
-	else if (rc == POLICY_CIDR_HOST_BITS)
+	else if (rc == CIDR_HOST_BITS)
 		snprintf(buf, size, "%.400s has host bits set", str);
 	else
 		snprintf(buf, size, "invalid value \"%.400s\" (expected an IPv4 or IPv6 address, "
@@ -1053,9 +1053,9 @@ load_list(struct load_state *ld, const struct cfg_key *k, const config_setting_t
 				continue;
 			}
 			str = config_setting_get_string(e);
-			rc = POLICY_CidrParse(str, &c);
-			if (rc != POLICY_CIDR_OK) {
-				char msg[CIDR_MSG_SIZE];
+			rc = CIDR_Parse(str, &c);
+			if (rc != CIDR_OK) {
+				char msg[NET_MSG_SIZE];
 
 				ELEM_ERROR("%s: %s", path, cidr_message(rc, str, msg, sizeof(msg)));
 				bad = 1;
@@ -1180,8 +1180,8 @@ load_override(struct load_state *ld, const config_setting_t *list, const config_
 				continue;
 			}
 			str = config_setting_get_string(m);
-			if ((rc = POLICY_CidrParse(str, &o.network)) != POLICY_CIDR_OK) {
-				char msg[CIDR_MSG_SIZE];
+			if ((rc = CIDR_Parse(str, &o.network)) != CIDR_OK) {
+				char msg[NET_MSG_SIZE];
 
 				setting_error(ld, m, "%s: %s", mpath,
 				    cidr_message(rc, str, msg, sizeof(msg)));
@@ -1276,10 +1276,7 @@ load_overrides(struct load_state *ld, const struct cfg_key *k, const config_sett
 			continue;
 		}
 		for (unsigned j = 0; j < n; j++) {
-			if (tmp[j].port == tmp[n].port &&
-			    tmp[j].network.family == tmp[n].network.family &&
-			    tmp[j].network.prefix == tmp[n].network.prefix &&
-			    memcmp(tmp[j].network.addr, tmp[n].network.addr, 16) == 0) {
+			if (tmp[j].port == tmp[n].port && CIDR_Equal(&tmp[j].network, &tmp[n].network)) {
 				elem_error(ld, s, e, k->name, i,
 				    "%s: the same network and port as %s[%d]", epath, path, idx[j]);
 				bad = 1;

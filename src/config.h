@@ -6,14 +6,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum rg_mode { RG_MODE_DETECT = 0, RG_MODE_ENFORCE = 1 };
+#include "cidr.h"
 
-/* An IPv4 or IPv6 network (POLICY_CidrParse, POLICY_CidrMatch in policy.h). */
-struct cidr {
-	uint8_t family;            /* AF_INET or AF_INET6 */
-	uint8_t prefix;            /* 0..32 or 0..128 */
-	uint8_t addr[16];          /* network address, host bits zero; IPv4 in the first 4 bytes */
-};
+enum rg_mode { RG_MODE_DETECT = 0, RG_MODE_ENFORCE = 1 };
 
 #define CFG_POLICY_MAX_NETS 64     /* entries of policy.protect, of policy.exempt */
 #define CFG_POLICY_MAX_PORTS 64    /* entries of policy.exempt_ports */

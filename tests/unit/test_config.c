@@ -11,9 +11,9 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "log.h"
-#include "policy.h"
 #include "tap.h"
 
 /* Path of the temporary file written by load_text, for comparing error file names. */
@@ -1337,7 +1337,7 @@ test_eviction_validate(void)
 	    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides") == 0,
 	    "validate: --keepalive alone");
 	CFG_FreeErrors(&errs);
-	POLICY_CidrParse("198.18.3.0/24", &c.overrides[0].network);
+	CIDR_Parse("198.18.3.0/24", &c.overrides[0].network);
 	c.overrides[0].idle_timeout = 350;
 	c.n_overrides = 1;
 	TAP_OK(CFG_Validate(&c, &errs) == 0 && errs.count == 0, "validate: --keepalive with overrides");
