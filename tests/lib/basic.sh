@@ -155,3 +155,50 @@ rg_basic_flows() {
 		"$RG_PY" "$RG_EVQ" show "$ev" flow "dest_port=$RG_BASIC_BULK_CPORT" 2>&1 | rg_diag
 	fi
 }
+
+# rg_basic_test FAMILY(4|6): the whole of detect_basic.sh (4) or ipv6.sh (6): the daemon in
+# detect mode, rg_basic_run, no other rst event, the queue without drops, SIGTERM (exit 0, queue
+# unbound), rg_basic_flows, and the events checked as a whole.
+rg_basic_test() {
+	local fam=$1 bytes=${RG_BULK_BYTES:-20000000} ev n seq drops alive
+	rg_setup --queue-num "$RG_QUEUE_NUM"
+	ev=$RG_TMP/events.json
+	# shellcheck disable=SC2034 # read by netns.sh's diagnostics
+	RG_DIAG_EVENTS=$ev
+
+	rg_plan $((1 + RG_BASIC_POINTS + 5 + RG_BASIC_FLOW_POINTS + 1))
+
+	rg_daemon_up "rstguard -m detect binds queue $RG_QUEUE_NUM in the gateway" -m detect -e "$ev"
+
+	rg_basic_run "$fam" "$bytes" "$ev"
+
+	n=$(($(rg_events_count "$ev" rst) - RG_BASIC_LATE_RSTS))
+	rg_is "$n" 3 "no other rst events than the three RSTs sent"
+
+	# The queue itself: packets went through it, none dropped (queue full or socket buffer full).
+	seq=$(rg_queue_seq "$RG_QUEUE_NUM")
+	drops=$(rg_queue_drops "$RG_QUEUE_NUM")
+	if [ "$drops" = "0 0" ] && [ "${seq:-0}" -gt 0 ]; then
+		rg_pass "gw nfnetlink_queue: $seq packets queued, 0 queue drops, 0 user drops"
+	else
+		rg_fail "gw nfnetlink_queue: packets queued, 0 queue drops, 0 user drops" \
+			"queue line: '$(rg_queue_line "$RG_QUEUE_NUM")'"
+	fi
+
+	alive=0
+	rg_daemon_alive && alive=1
+	rg_is "$alive" 1 "rstguard still running after the traffic"
+
+	rg_daemon_stop 5
+	rg_is "$RG_DAEMON_RC" 0 "SIGTERM: rstguard exits with status 0 within 5 s"
+
+	if rg_wait_queue_unbound "$RG_QUEUE_NUM" 2; then
+		rg_pass "queue $RG_QUEUE_NUM unbound after exit"
+	else
+		rg_fail "queue $RG_QUEUE_NUM unbound after exit" "queue line: '$(rg_queue_line "$RG_QUEUE_NUM")'"
+	fi
+
+	rg_basic_flows "$ev" "$bytes"
+
+	rg_check_events "$ev"
+}
