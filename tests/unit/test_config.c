@@ -17,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "tap.h"
+#include "tmpfile.h"
 
 /* Path of the temporary file written by load_text, for comparing error file names. */
 static char tmp_path[64];
@@ -25,22 +26,9 @@ static char tmp_path[64];
 static int
 load_text(const char *text, struct config *cfg, struct config_errors *errs)
 {
-	const char *dir = getenv("TMPDIR");
-	size_t len = strlen(text);
-	int fd, rc;
+	int rc;
 
-	snprintf(tmp_path, sizeof(tmp_path), "%s/rgconfXXXXXX",
-	    dir && *dir && strlen(dir) < 40 ? dir : "/tmp");
-	fd = mkstemp(tmp_path);
-	if (fd < 0) {
-		perror("mkstemp");
-		exit(99);
-	}
-	if (write(fd, text, len) != (ssize_t)len) {
-		perror("write");
-		exit(99);
-	}
-	close(fd);
+	tmp_write(tmp_path, sizeof(tmp_path), "rgconf", text);
 	rc = CFG_Load(cfg, tmp_path, errs);
 	unlink(tmp_path);
 	return rc;
@@ -556,21 +544,14 @@ test_many_errors(void)
 static void
 test_include(void)
 {
-	const char *dir = getenv("TMPDIR");
 	char inc[64], text[256];
 	struct config c;
 	struct config_errors errs = { 0 };
-	int fd, rc;
+	int rc;
 	static const char inc_text[] =
 	    "events = {\n  rate = 100;\n  burst = 10;\n};\nqueue = { num = \"1\"; };\n";
 
-	snprintf(inc, sizeof(inc), "%s/rgincXXXXXX", dir && *dir && strlen(dir) < 40 ? dir : "/tmp");
-	if ((fd = mkstemp(inc)) < 0 ||
-	    write(fd, inc_text, sizeof(inc_text) - 1) != (ssize_t)(sizeof(inc_text) - 1)) {
-		perror("include file");
-		exit(99);
-	}
-	close(fd);
+	tmp_write(inc, sizeof(inc), "rginc", inc_text);
 	snprintf(text, sizeof(text), "mode = \"enforce\";\n@include \"%s\"\nfoo = 1;\n", inc);
 	rc = load_text(text, &c, &errs);
 	unlink(inc);
@@ -594,13 +575,12 @@ test_include(void)
 static void
 test_include_hostile(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	char dir[64], sub[96], fifo[96], self[96], deep[96], text[512], want[256];
 	struct config c;
 	struct config_errors errs = { 0 };
 	int rc, fd;
 
-	snprintf(dir, sizeof(dir), "%s/rgincdXXXXXX", tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+	tmp_template(dir, sizeof(dir), "rgincd");
 	if (mkdtemp(dir) == NULL) {
 		perror("mkdtemp");
 		exit(99);

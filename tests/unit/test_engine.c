@@ -14,6 +14,7 @@
 #include "event.h"
 #include "pktbuild.h"
 #include "tap.h"
+#include "tmpfile.h"
 
 #define MS 1000000ULL
 #define SEC 1000000000ULL
@@ -74,7 +75,7 @@ sc_start(struct sc *s, uint32_t max_flows, uint32_t rate, uint32_t burst)
 	struct engine_time start;
 	int fd;
 
-	snprintf(s->path, sizeof(s->path), "/tmp/rg-test-engine-XXXXXX");
+	tmp_template(s->path, sizeof(s->path), "rg-test-engine-");
 	fd = mkstemp(s->path);
 	if (fd < 0 || EV_Initialise(s->path, rate, burst) < 0)
 		abort();

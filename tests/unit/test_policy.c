@@ -15,6 +15,7 @@
 #include "policy.h"
 #include "rst.h"
 #include "tap.h"
+#include "tmpfile.h"
 
 /* A parsed RST from src:sport to dst:dport (numeric addresses of one family). */
 static struct pkt
@@ -227,17 +228,10 @@ test_decide(void)
 static int
 load(const char *text, struct config *cfg, struct config_errors *errs)
 {
-	const char *dir = getenv("TMPDIR");
 	char path[64];
-	size_t len = strlen(text);
-	int fd, rc;
+	int rc;
 
-	snprintf(path, sizeof(path), "%s/rgpolXXXXXX", dir && *dir && strlen(dir) < 40 ? dir : "/tmp");
-	if ((fd = mkstemp(path)) < 0 || write(fd, text, len) != (ssize_t)len) {
-		perror("temporary file");
-		exit(99);
-	}
-	close(fd);
+	tmp_write(path, sizeof(path), "rgpol", text);
 	rc = CFG_Load(cfg, path, errs);
 	unlink(path);
 	return rc;
