@@ -25,15 +25,9 @@ P_RST=7001    # LB answers a forgotten flow with a RST
 P_HOLE=7002   # LB drops a forgotten flow's packets
 P_ENF=7003    # RST, during the enforce-mode run
 
-lb_root_snapshot
-rg_setup --queue-num "$RG_QUEUE_NUM"
-EV=$RG_TMP/events.json
+lb_begin "$T" 22
 EV2=$RG_TMP/events-enforce.json
 RG_DIAG_EVENTS="$EV $EV2"
-
-rg_plan 22
-
-lb_up "$T" || rg_bail "could not set up the load balancer in the router"
 lb_invalid rst "$P_RST,$P_ENF" || rg_bail "could not add the LB's REJECT rule"
 lb_invalid drop "$P_HOLE" || rg_bail "could not add the LB's DROP rule"
 

@@ -343,10 +343,10 @@ rg_net_up() {
 	return 0
 }
 
-# rg_setup [--bypass] [QUEUE ARGS...]: require root, build the network and install the queue
-# rule, skipping when the machine cannot do it (namespaces or NFQUEUE unavailable) and bailing
-# out when something that should work did not.
-rg_setup() {
+# rg_setup_net: require root and the daemon and build the network, skipping when the machine
+# cannot create namespaces and bailing out when something that should work did not. No queue
+# rule (a test that installs its own calls this instead of rg_setup).
+rg_setup_net() {
 	local st
 	rg_require_root_net
 	rg_require_daemon
@@ -354,6 +354,12 @@ rg_setup() {
 	st=$?
 	[ "$st" -eq 2 ] && rg_skip "cannot create network namespaces"
 	[ "$st" -ne 0 ] && rg_bail "could not build the test network"
+}
+
+# rg_setup [--bypass] [QUEUE ARGS...]: rg_setup_net, then install the queue rule (skipping when
+# NFQUEUE is unavailable).
+rg_setup() {
+	rg_setup_net
 	rg_queue_rule "$@" 2>"$RG_TMP/queue-rule.err" ||
 		rg_skip "iptables -j NFQUEUE unavailable: $(head -n 1 "$RG_TMP/queue-rule.err")"
 }
