@@ -44,11 +44,9 @@ lb_client crst "$RG_CLIENT" --to "$RG_SERVER4" --port "$P_RST" --idle "$IDLE" \
 lb_client chole "$RG_CLIENT" --to "$RG_SERVER4" --port "$P_HOLE" --idle "$IDLE" \
 	--read-timeout "$WAIT" --expect timeout
 
-rg_wait_app crst $((IDLE + WAIT + 10))
-st=$?
+rg_app_ok crst $((IDLE + WAIT + 10)) \
+	"RST: the client's write after ${IDLE} s of silence fails with ECONNRESET"
 CPORT_RST=$(rg_app_field crst sport)
-rg_ok "$st" "RST: the client's write after ${IDLE} s of silence fails with ECONNRESET" \
-	"$(cat "$RG_TMP/crst.json" "$RG_TMP/crst.err" 2>/dev/null)"
 lb_expect_events "RST: one eviction event, kind rst, detected by the probe, timeout $CFG_T, idle in [$T, $CFG_T]" \
 	"$EV" 1 eviction "src_ip=$RG_CLIENT4" "src_port=$CPORT_RST" "dest_ip=$RG_SERVER4" \
 	"dest_port=$P_RST" eviction.kind=rst eviction.detected_by=probe eviction.timeout="$CFG_T" \
@@ -59,11 +57,9 @@ rg_expect_rst "RST" "$EV" "$RG_SERVER4" "$P_RST" "$RG_CLIENT4" "$CPORT_RST" \
 lb_reported_before_resume "RST: the eviction was reported before the client resumed" "$EV" \
 	"$P_RST" crst
 
-rg_wait_app chole $((IDLE + WAIT + 10))
-st=$?
+rg_app_ok chole $((IDLE + WAIT + 10)) \
+	"black hole: the client's write after ${IDLE} s of silence is never answered"
 CPORT_HOLE=$(rg_app_field chole sport)
-rg_ok "$st" "black hole: the client's write after ${IDLE} s of silence is never answered" \
-	"$(cat "$RG_TMP/chole.json" "$RG_TMP/chole.err" 2>/dev/null)"
 lb_expect_events "black hole: one eviction event, kind blackhole, detected by the probe, 3 unanswered probes, timeout $CFG_T" \
 	"$EV" 1 eviction "src_ip=$RG_CLIENT4" "src_port=$CPORT_HOLE" "dest_ip=$RG_SERVER4" \
 	"dest_port=$P_HOLE" eviction.kind=blackhole eviction.detected_by=probe eviction.retransmits=3 \

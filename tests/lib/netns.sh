@@ -535,6 +535,17 @@ rg_wait_app() {
 	return "$st"
 }
 
+# rg_app_ok NAME TIMEOUT DESC: one TAP point, background helper NAME ends within TIMEOUT seconds
+# with the outcome its mode expects (its output and stderr are the diagnostic otherwise).
+# Returns that status.
+rg_app_ok() {
+	local st
+	rg_wait_app "$1" "$2"
+	st=$?
+	rg_ok "$st" "$3" "$(cat "$RG_TMP/$1.json" "$RG_TMP/$1.err" 2>/dev/null)"
+	return "$st"
+}
+
 # rg_app_field NAME FIELD: FIELD of the last JSON line the helper printed.
 rg_app_field() {
 	"$RG_PY" "$RG_EVQ" get "$RG_TMP/$1.json" "$2" 2>/dev/null | tail -n 1
