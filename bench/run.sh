@@ -2,7 +2,10 @@
 # bench/run.sh: rstguard's network benchmark suite (see bench/README.md). Run as root:
 #
 #   bench/run.sh [-r REPS] [-t SECONDS] [--rows "..."] [--workloads "..."] [--preload N]
-#                [--no-paired] [--no-multiqueue] [--no-engine] [-o FILE.md] [--keep]
+#                [--no-paired] [--no-multiqueue] [--no-engine] [-n NAME | -o FILE.md] [--keep]
+#
+# The report goes to bench/results/NAME.md (NAME "network" by default) and the raw runs to
+# NAME.tsv beside it, overwriting the previous result of that name: the history is in git.
 #
 # Builds three namespaces (client - gw - server, veth, addresses from 198.18.0.0/15 only), puts an
 # NFQUEUE rule in gw's raw PREROUTING and, in the same run, measures each configuration:
@@ -42,6 +45,9 @@ NFQ_ACCEPT=${NFQ_ACCEPT:-$BUILDDIR/bench/nfq_accept}
 CHURN=${CHURN:-$BUILDDIR/bench/churn}
 ENGINE_BENCH=${ENGINE_BENCH:-$BUILDDIR/bench/engine_bench}
 PY=/usr/bin/python3
+# Namespace and process helpers shared with the end-to-end tests.
+# shellcheck source=tests/lib/nsbase.sh
+. "$SRCDIR/tests/lib/nsbase.sh"
 
 REPS=3
 DUR=5
@@ -56,6 +62,7 @@ MULTIQUEUE=1
 PAIRED=1
 ENGINE=1
 KEEP=0
+NAME=network
 OUT=""
 
 usage() {
@@ -72,6 +79,7 @@ while [ $# -gt 0 ]; do
 	--no-multiqueue) MULTIQUEUE=0 ;;
 	--no-paired) PAIRED=0 ;;
 	--no-engine) ENGINE=0 ;;
+	-n | --name) NAME=$2; shift ;;
 	-o | --output) OUT=$2; shift ;;
 	--keep) KEEP=1 ;;
 	-h | --help) usage; exit 0 ;;
@@ -81,8 +89,8 @@ while [ $# -gt 0 ]; do
 done
 case $REPS$DUR$PRELOAD in *[!0-9]*) echo "run.sh: -r, -t and --preload take integers" >&2; exit 2 ;; esac
 [ "$REPS" -ge 1 ] && [ "$DUR" -ge 1 ] || { echo "run.sh: -r and -t must be at least 1" >&2; exit 2; }
-DATE=$(date +%F)
-[ -n "$OUT" ] || OUT=$SRCDIR/bench/results-$DATE.md
+case $NAME in "" | *[!A-Za-z0-9_-]*) echo "run.sh: -n takes a name of letters, digits, - and _" >&2; exit 2 ;; esac
+[ -n "$OUT" ] || OUT=$SRCDIR/bench/results/$NAME.md
 
 # ----------------------------------------------------------------------------------------------
 # checks
@@ -129,37 +137,14 @@ KEEPALIVE_NOTE=""
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
-alive() {
-	local st
-	[ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $1}')
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
 # stop_pid PID [TENTHS]: SIGTERM, bounded wait, SIGKILL; reaps it.
 stop_pid() {
-	local pid=$1 t=${2:-50} i
+	local pid=$1 t=${2:-50}
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null
-	for ((i = 0; i < t; i++)); do
-		alive "$pid" || break
-		sleep 0.1
-	done
-	alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	rg__wait_gone "$pid" "$t" || kill -KILL "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	return 0
-}
-
-ns_kill_and_delete() {
-	local ns=$1 pids i
-	for i in 1 2 3 4 5 6 7 8 9 10; do
-		pids=$(timeout 5 ip netns pids "$ns" 2>/dev/null)
-		[ -z "$pids" ] && break
-		# shellcheck disable=SC2086 # a list of PIDs, all started by this script
-		if [ "$i" -le 5 ]; then kill -TERM $pids 2>/dev/null; else kill -KILL $pids 2>/dev/null; fi
-		sleep 0.2
-	done
-	timeout 10 ip netns del "$ns" 2>/dev/null
 }
 
 cleanup() {
@@ -167,10 +152,10 @@ cleanup() {
 	trap - EXIT INT TERM HUP
 	set +e
 	for pid in "$CONS_PID" "$PRELOAD_PID" "$PRELOAD_SRV_PID" "${BG_PIDS[@]}"; do
-		[ -n "$pid" ] && alive "$pid" && kill -TERM "$pid" 2>/dev/null
+		[ -n "$pid" ] && rg__alive "$pid" && kill -TERM "$pid" 2>/dev/null
 	done
 	for ns in "$NC" "$NG" "$NS"; do
-		ns_kill_and_delete "$ns"
+		rg__ns_kill_and_delete "$ns"
 	done
 	wait 2>/dev/null
 	if [ "$KEEP" = 1 ]; then
@@ -181,17 +166,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "run.sh: interrupted" >&2; exit 1' INT TERM HUP
-
-# Namespaces of earlier runs that were killed before their trap ran.
-reap_stale() {
-	local ns pid
-	for ns in $(timeout 5 ip netns list 2>/dev/null | awk '{print $1}'); do
-		case $ns in rgb[0-9]*-*) ;; *) continue ;; esac
-		pid=${ns#rgb}
-		pid=${pid%%-*}
-		[ "$pid" != "$$" ] && ! kill -0 "$pid" 2>/dev/null && ns_kill_and_delete "$ns"
-	done
-}
 
 # ----------------------------------------------------------------------------------------------
 # programs
@@ -219,36 +193,20 @@ prepare_programs() {
 # ----------------------------------------------------------------------------------------------
 # the network
 
-sysctl_ns() {
-	local ns=$1
-	shift
-	timeout 5 ip netns exec "$ns" sysctl -qw "$@" >/dev/null
-}
-
-wait_link() {
-	local i
-	for i in $(seq 1 50); do
-		timeout 5 ip -n "$1" -o link show dev "$2" 2>/dev/null | grep -q LOWER_UP && return 0
-		sleep 0.1
-	done
-	echo "run.sh: link $2 in $1 did not come up" >&2
-	return 1
-}
-
 net_up() {
 	local ns a v
 	for ns in "$NC" "$NG" "$NS"; do
 		timeout 5 ip netns add "$ns" || return 1
 		timeout 5 ip -n "$ns" link set lo up || return 1
-		sysctl_ns "$ns" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+		rg__sysctl "$ns" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 	done
-	sysctl_ns "$NG" net.ipv4.ip_forward=1 || return 1
+	rg__sysctl "$NG" net.ipv4.ip_forward=1 || return 1
 	# Many short connections and 100k idle ones: the whole port range, a long accept queue.
-	sysctl_ns "$NC" net.ipv4.ip_local_port_range="1024 65535" || return 1
-	sysctl_ns "$NS" net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535 || return 1
+	rg__sysctl "$NC" net.ipv4.ip_local_port_range="1024 65535" || return 1
+	rg__sysctl "$NS" net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535 || return 1
 	# veths are born inside the namespaces, never in the root namespace.
-	timeout 5 ip -n "$NC" link add eth0 type veth peer name c0 netns "$NG" || return 1
-	timeout 5 ip -n "$NG" link add s0 type veth peer name eth0 netns "$NS" || return 1
+	rg__veth "$NC" eth0 "$NG" c0 || return 1
+	rg__veth "$NG" s0 "$NS" eth0 || return 1
 	for a in "${CANDIDATE_ADDRS[@]}"; do
 		timeout 5 ip -n "$NC" addr add "$a/24" dev eth0 || return 1
 	done
@@ -263,7 +221,7 @@ net_up() {
 	timeout 5 ip -n "$NS" route add default via "$GW_S" || return 1
 	for v in "${VETHS[@]}"; do
 		# shellcheck disable=SC2086
-		wait_link ${v% *} ${v#* } || return 1
+		rg__wait_link ${v% *} ${v#* } || return 1
 		# The default offload settings, restored for the "offloads on" workloads.
 		OFFLOAD_DEFAULT[$v]=$(timeout 5 ip netns exec "${v% *}" ethtool -k "${v#* }" 2>/dev/null | awk '
 			/^tcp-segmentation-offload:/ {t=$2} /^generic-segmentation-offload:/ {g=$2}
@@ -381,10 +339,10 @@ consumer_start() {
 	CONS_PID=$!
 	for i in $(seq 1 50); do
 		queues_bound && break
-		alive "$CONS_PID" || break
+		rg__alive "$CONS_PID" || break
 		sleep 0.1
 	done
-	if ! alive "$CONS_PID" || ! queues_bound; then
+	if ! rg__alive "$CONS_PID" || ! queues_bound; then
 		log "$kind did not bind its queue(s): $(tail -n 3 "$CONS_LOG" | tr '\n' ' ')"
 		stop_pid "$CONS_PID" 10
 		CONS_PID=""
@@ -420,7 +378,7 @@ preload_up() {
 	for i in $(seq 1 1800); do   # up to 180 s
 		n=$(grep -c '^preload open=' "$TMP/preload.out")
 		[ "$n" -ge "$PRELOAD_PROCS" ] && break
-		alive "$PRELOAD_PID" || break
+		rg__alive "$PRELOAD_PID" || break
 		sleep 0.1
 	done
 	PRELOAD_OPEN=$(awk -F'[= ]' '/^preload open=/ {s += $3} END {print s + 0}' "$TMP/preload.out")
@@ -515,7 +473,7 @@ measure() {
 	local s_seen s_rule s_cpu e_seen e_rule e_cpu i seen rule queued qd ud bypass cpu_us rss per t0 t1 secs
 	local -a sq eq
 	VAL=nan VAL2="" VAL3="" NOTE=""
-	if [ -n "$CONS_PID" ] && ! alive "$CONS_PID"; then
+	if [ -n "$CONS_PID" ] && ! rg__alive "$CONS_PID"; then
 		NOTE="consumer died before this run"
 	fi
 	if [ -n "$CONS_PID" ]; then
@@ -529,7 +487,7 @@ measure() {
 	t1=$(date +%s.%N)
 	seen="" rule="" queued="" qd="" ud="" bypass="" cpu_us="" rss="" per=""
 	if [ -n "$CONS_PID" ]; then
-		if ! alive "$CONS_PID"; then
+		if ! rg__alive "$CONS_PID"; then
 			NOTE="${NOTE:+$NOTE; }consumer died (see its log)"
 		else
 			e_cpu=$(cpu_ticks "$CONS_PID")
@@ -1027,7 +985,7 @@ PYEOF
 # ----------------------------------------------------------------------------------------------
 # main
 
-reap_stale
+rg__reap_stale rgb   # namespaces of earlier runs killed before their trap ran
 prepare_programs
 log "rstguard: $RSTGUARD ($($RG_BIN -V 2>/dev/null)), nfq_accept: $NFQ_ACCEPT, churn: $CHURN"
 net_up || { echo "run.sh: could not build the namespace network" >&2; exit 1; }
@@ -1090,7 +1048,8 @@ fi
 	echo "kernel=$(uname -r)"
 	echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 	echo "mem_gb=$(awk '/^MemTotal:/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)"
-	echo "rstguard=$($RG_BIN -V 2>/dev/null) ($RSTGUARD, sha256 $(sha256sum "$RG_BIN" | cut -c1-12))"
+	# The binary by its content, not by where this machine keeps it.
+	echo "rstguard=$($RG_BIN -V 2>/dev/null) (sha256 $(sha256sum "$RG_BIN" | cut -c1-12))"
 	echo "git=$(git -C "$SRCDIR" describe --always --dirty 2>/dev/null || echo unknown)"
 	echo "iperf3=$(iperf3 --version 2>/dev/null | head -n 1)"
 	echo "reps=$REPS"

@@ -17,7 +17,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "policy.h"
+#include "cidr.h"
 
 /* Settings whose line (and validity) the cross-field checks need. */
 enum field_id {
@@ -42,46 +42,52 @@ enum field_id {
  * groups (load_overrides). */
 enum key_kind { K_GROUP, K_INT, K_BOOL, K_STRING, K_REJECT, K_NETS, K_PORTS, K_OVERRIDES };
 
-/* One key of the file. Integers and booleans are stored through offset/size; strings go through
- * a setter that returns NULL when the value is accepted, or what was expected otherwise. */
+/*
+ * One key of the file: the single description of it that loading, the defaults
+ * (CFG_SetDefaults), comparing (CFG_Diff), a reload (CFG_KeepRestartOnly) and the key list
+ * (CFG_ForEachKey; tests/docs_sync.sh reads the names from this source) all work from.
+ * Every leaf key names the field of struct config it fills (offset, size). Integers and booleans
+ * are stored there directly; strings go through a setter that returns NULL when the value is
+ * accepted, or what was expected otherwise (and the default is applied through it too); lists
+ * default to empty.
+ */
 struct cfg_key {
 	const char *name;
 	enum key_kind kind;
 	enum field_id id;
 	const struct cfg_key *children;            /* K_GROUP */
+	long long def;                             /* K_INT, K_BOOL: the default */
+	const char *def_str;                       /* K_STRING: the default */
 	long long lo, hi;                          /* K_INT, K_PORTS: accepted range */
 	const char *zero_note;                     /* K_INT: 0 is accepted too, and means this */
-	size_t offset, size;                       /* K_INT, K_BOOL; K_NETS, K_PORTS: the array */
+	size_t offset, size;                       /* the field; K_NETS, K_PORTS, K_OVERRIDES: the array */
+	int heap;                                  /* K_STRING: the field is a string the config owns */
 	const char *(*set)(struct config *, const char *);  /* K_STRING */
 	const char *reject;                        /* K_REJECT: why */
-	size_t count_offset;                       /* K_NETS, K_PORTS: its unsigned count */
-	unsigned max;                              /* K_NETS, K_PORTS: its capacity */
+	size_t count_offset;                       /* K_NETS, K_PORTS, K_OVERRIDES: its unsigned count */
+	unsigned max;                              /* K_NETS, K_PORTS, K_OVERRIDES: its capacity */
+	const char *restart;                       /* NULL: a reload applies it; else it keeps its
+	                                            * running value and the warning names this */
+	const char *doc;                           /* one line */
 };
 
 #define FIELD_SIZE(f) sizeof(((struct config *)0)->f)
-#define GROUP_KEY(n, c) { .name = (n), .kind = K_GROUP, .children = (c) }
-#define INT_KEY(n, f, l, h) \
-	{ .name = (n), .kind = K_INT, .lo = (l), .hi = (h), \
-	  .offset = offsetof(struct config, f), .size = FIELD_SIZE(f) }
-#define INT_KEY_ID(n, f, l, h, i) \
-	{ .name = (n), .kind = K_INT, .id = (i), .lo = (l), .hi = (h), \
-	  .offset = offsetof(struct config, f), .size = FIELD_SIZE(f) }
-#define INT_KEY_ZERO(n, f, l, h, i, z) \
-	{ .name = (n), .kind = K_INT, .id = (i), .lo = (l), .hi = (h), .zero_note = (z), \
-	  .offset = offsetof(struct config, f), .size = FIELD_SIZE(f) }
-#define BOOL_KEY(n, f, i) \
-	{ .name = (n), .kind = K_BOOL, .id = (i), \
-	  .offset = offsetof(struct config, f), .size = FIELD_SIZE(f) }
-#define STRING_KEY(n, s) { .name = (n), .kind = K_STRING, .set = (s) }
-#define REJECT_KEY(n, why) { .name = (n), .kind = K_REJECT, .reject = (why) }
 #define ARRAY_LEN(f) (FIELD_SIZE(f) / FIELD_SIZE(f[0]))
-#define NETS_KEY(n, f, c) \
-	{ .name = (n), .kind = K_NETS, .offset = offsetof(struct config, f), \
-	  .size = FIELD_SIZE(f), .count_offset = offsetof(struct config, c), .max = ARRAY_LEN(f) }
-#define PORTS_KEY(n, f, c, l, h) \
-	{ .name = (n), .kind = K_PORTS, .lo = (l), .hi = (h), .offset = offsetof(struct config, f), \
-	  .size = FIELD_SIZE(f), .count_offset = offsetof(struct config, c), .max = ARRAY_LEN(f) }
+#define FIELD(f) .offset = offsetof(struct config, f), .size = FIELD_SIZE(f)
+#define ARRAY_FIELD(f, c) FIELD(f), .count_offset = offsetof(struct config, c), .max = ARRAY_LEN(f)
+/* The first line of every entry names the key (tests/docs_sync.sh reads them from there). */
+#define GROUP_KEY(n, c) { .name = (n), .kind = K_GROUP, .children = (c) }
+#define INT_KEY(n, f, ...) { .name = (n), .kind = K_INT, FIELD(f), __VA_ARGS__ }
+#define BOOL_KEY(n, f, ...) { .name = (n), .kind = K_BOOL, FIELD(f), __VA_ARGS__ }
+#define STRING_KEY(n, s, f, ...) { .name = (n), .kind = K_STRING, .set = (s), FIELD(f), __VA_ARGS__ }
+#define REJECT_KEY(n, why) { .name = (n), .kind = K_REJECT, .reject = (why) }
+#define NETS_KEY(n, f, c, ...) { .name = (n), .kind = K_NETS, ARRAY_FIELD(f, c), __VA_ARGS__ }
+#define PORTS_KEY(n, f, c, ...) { .name = (n), .kind = K_PORTS, ARRAY_FIELD(f, c), __VA_ARGS__ }
+#define OVERRIDES_KEY(n, f, c, ...) { .name = (n), .kind = K_OVERRIDES, ARRAY_FIELD(f, c), __VA_ARGS__ }
 #define END_KEYS { .name = NULL }
+
+/* The queue is bound once, at start-up: one warning covers all its settings. */
+#define QUEUE_RESTART .restart = "queue settings"
 
 static const char *set_mode(struct config *cfg, const char *s);
 static const char *set_events_path(struct config *cfg, const char *s);
@@ -92,69 +98,117 @@ static const char *set_action_invalid_seq(struct config *cfg, const char *s);
 static const char *set_probe_side(struct config *cfg, const char *s);
 
 static const struct cfg_key queue_keys[] = {
-	INT_KEY_ID("num", queue_num, 0, 65535, F_QUEUE_NUM),
-	INT_KEY_ID("count", queue_count, 1, 64, F_QUEUE_COUNT),
-	INT_KEY("maxlen", queue_maxlen, 16, 1048576),
-	INT_KEY("copy_range", copy_range, 128, 65535),
-	BOOL_KEY("fail_open", fail_open, F_NONE),
-	INT_KEY_ZERO("rcvbuf", rcvbuf, 65536, 1073741824, F_NONE, "for the kernel default"),
-	INT_KEY("batch", batch, 1, 1024),
+	INT_KEY("num", queue_num, .def = 0, .lo = 0, .hi = 65535, .id = F_QUEUE_NUM, QUEUE_RESTART,
+	    .doc = "first queue number"),
+	INT_KEY("count", queue_count, .def = 1, .lo = 1, .hi = 64, .id = F_QUEUE_COUNT, QUEUE_RESTART,
+	    .doc = "number of queues, num .. num+count-1, one packet thread each"),
+	INT_KEY("maxlen", queue_maxlen, .def = 4096, .lo = 16, .hi = 1048576, QUEUE_RESTART,
+	    .doc = "packets the kernel holds per queue while the daemon is busy"),
+	INT_KEY("copy_range", copy_range, .def = 256, .lo = 128, .hi = 65535, QUEUE_RESTART,
+	    .doc = "bytes of each packet copied to the daemon"),
+	BOOL_KEY("fail_open", fail_open, .def = 1, QUEUE_RESTART,
+	    .doc = "accept packets when the queue is full instead of dropping them"),
+	INT_KEY("rcvbuf", rcvbuf, .def = 8388608, .lo = 65536, .hi = 1073741824,
+	    .zero_note = "for the kernel default", QUEUE_RESTART,
+	    .doc = "netlink socket receive buffer in bytes (SO_RCVBUFFORCE)"),
+	INT_KEY("batch", batch, .def = 64, .lo = 1, .hi = 1024, QUEUE_RESTART,
+	    .doc = "messages read per receive batch before giving verdicts"),
 	END_KEYS
 };
 
 static const struct cfg_key timeout_keys[] = {
-	INT_KEY("syn", timeout.syn, 1, 2592000),
-	INT_KEY_ID("established", timeout.established, 1, 2592000, F_TIMEOUT_ESTABLISHED),
-	INT_KEY("closing", timeout.closing, 1, 2592000),
-	INT_KEY("closed", timeout.closed, 1, 2592000),
+	INT_KEY("syn", timeout.syn, .def = 30, .lo = 1, .hi = 2592000,
+	    .doc = "idle seconds before a flow whose handshake is not complete is forgotten"),
+	INT_KEY("established", timeout.established, .def = 7440, .lo = 1, .hi = 2592000,
+	    .id = F_TIMEOUT_ESTABLISHED,
+	    .doc = "idle seconds before an established flow is forgotten"),
+	INT_KEY("closing", timeout.closing, .def = 120, .lo = 1, .hi = 2592000,
+	    .doc = "idle seconds before a flow with a FIN seen is forgotten"),
+	INT_KEY("closed", timeout.closed, .def = 10, .lo = 1, .hi = 2592000,
+	    .doc = "idle seconds before a flow after a RST or the final ACK is forgotten"),
 	END_KEYS
 };
 
 static const struct cfg_key flows_keys[] = {
-	INT_KEY("max", flows_max, 1024, 16777216),
+	INT_KEY("max", flows_max, .def = 262144, .lo = 1024, .hi = 16777216, .restart = "flows.max",
+	    .doc = "most flows tracked over all queues"),
 	GROUP_KEY("timeout", timeout_keys),
 	END_KEYS
 };
 
 static const struct cfg_key events_keys[] = {
-	STRING_KEY("path", set_events_path),
-	INT_KEY_ID("rate", events_rate, 1, 1000000, F_EVENTS_RATE),
-	INT_KEY_ID("burst", events_burst, 1, 10000000, F_EVENTS_BURST),
-	INT_KEY_ID("alert_rate", events_alert_rate, 1, 1000000, F_EVENTS_ALERT_RATE),
-	INT_KEY_ID("alert_burst", events_alert_burst, 1, 10000000, F_EVENTS_ALERT_BURST),
+	STRING_KEY("path", set_events_path, events_path, .def_str = "-", .heap = 1,
+	    .restart = "events.path",
+	    .doc = "the event file, reopened on SIGHUP; - for standard output"),
+	INT_KEY("rate", events_rate, .def = 1000, .lo = 1, .hi = 1000000, .id = F_EVENTS_RATE,
+	    .doc = "sustained events per second over the whole daemon"),
+	INT_KEY("burst", events_burst, .def = 5000, .lo = 1, .hi = 10000000, .id = F_EVENTS_BURST,
+	    .doc = "largest burst of events (token bucket depth, at least rate)"),
+	INT_KEY("alert_rate", events_alert_rate, .def = 100, .lo = 1, .hi = 1000000,
+	    .id = F_EVENTS_ALERT_RATE,
+	    .doc = "alerts per second, a budget of their own"),
+	INT_KEY("alert_burst", events_alert_burst, .def = 1000, .lo = 1, .hi = 10000000,
+	    .id = F_EVENTS_ALERT_BURST,
+	    .doc = "largest burst of alerts (at least alert_rate)"),
 	END_KEYS
 };
 
 static const struct cfg_key log_keys[] = {
-	STRING_KEY("target", set_log_target),
-	STRING_KEY("level", set_log_level),
+	STRING_KEY("target", set_log_target, log_syslog, .def_str = "stderr",
+	    .restart = "log.target",
+	    .doc = "stderr or syslog"),
+	STRING_KEY("level", set_log_level, log_level, .def_str = "info",
+	    .doc = "most verbose level written: error, warning, info or debug"),
 	END_KEYS
 };
 
 static const struct cfg_key eviction_keys[] = {
-	INT_KEY_ZERO("idle_timeout", idle_timeout, 10, 86400, F_IDLE_TIMEOUT, "when not configured"),
-	BOOL_KEY("keepalive", keepalive, F_KEEPALIVE),
-	INT_KEY_ZERO("probe_lead", probe_lead, 1, 3600, F_PROBE_LEAD, "for a fifth of each timeout"),
-	INT_KEY("max_idle", max_idle, 60, 2592000),
-	INT_KEY("probe_rate", probe_rate, 1, 100000),
-	INT_KEY("probe_retries", probe_retries, 1, 10),
-	STRING_KEY("probe_side", set_probe_side),
-	INT_KEY_ZERO("watch_min_gap", watch_min_gap, 1, 86400, F_NONE, "for automatic"),
-	{ .name = "overrides", .kind = K_OVERRIDES, .id = F_OVERRIDES },
+	INT_KEY("idle_timeout", idle_timeout, .def = 0, .lo = 10, .hi = 86400,
+	    .zero_note = "when not configured", .id = F_IDLE_TIMEOUT,
+	    .doc = "the middlebox idle timeout in seconds, if known"),
+	BOOL_KEY("keepalive", keepalive, .def = 0, .id = F_KEEPALIVE,
+	    .doc = "send keepalive probes before the idle timeout expires"),
+	INT_KEY("probe_lead", probe_lead, .def = 0, .lo = 1, .hi = 3600,
+	    .zero_note = "for a fifth of each timeout", .id = F_PROBE_LEAD,
+	    .doc = "seconds before the timeout at which a probe is sent"),
+	INT_KEY("max_idle", max_idle, .def = 7200, .lo = 60, .hi = 2592000,
+	    .doc = "flows idle longer than this many seconds are no longer kept alive"),
+	INT_KEY("probe_rate", probe_rate, .def = 100, .lo = 1, .hi = 100000,
+	    .doc = "most probes per second over the whole daemon"),
+	INT_KEY("probe_retries", probe_retries, .def = 3, .lo = 1, .hi = 10,
+	    .doc = "unanswered probes before the path is reported as a black hole"),
+	STRING_KEY("probe_side", set_probe_side, probe_side, .def_str = "server",
+	    .doc = "side beyond the middlebox that probes go to: server, client or both"),
+	INT_KEY("watch_min_gap", watch_min_gap, .def = 0, .lo = 1, .hi = 86400,
+	    .zero_note = "for automatic",
+	    .doc = "seconds of silence after which a flow's resumption is watched"),
+	OVERRIDES_KEY("overrides", overrides, n_overrides, .id = F_OVERRIDES,
+	    .doc = "idle timeouts per server network and port"),
 	END_KEYS
 };
 
 static const struct cfg_key detector_keys[] = {
-	INT_KEY("threshold", threshold, 1, 1000),
-	INT_KEY("ttl_tolerance", ttl_tolerance, 0, 64),
-	INT_KEY("min_rtt_ms", min_rtt_ms, 0, 10000),
-	INT_KEY("hold_threshold", hold_threshold, 0, 1000),
-	INT_KEY("hold_min_ms", hold_min_ms, 1, 1000),
-	INT_KEY("hold_max_ms", hold_max_ms, 1, 1000),
-	INT_KEY("max_pending", max_pending, 1, 65536),
-	INT_KEY("revise_window", revise_window, 0, 3600),
-	BOOL_KEY("confirm", confirm, F_NONE),
-	INT_KEY("confirm_rate", confirm_rate, 1, 100000),
+	INT_KEY("threshold", threshold, .def = 60, .lo = 1, .hi = 1000,
+	    .doc = "score at which a RST is judged forged"),
+	INT_KEY("ttl_tolerance", ttl_tolerance, .def = 2, .lo = 0, .hi = 64,
+	    .doc = "TTL difference from the sender's baseline tolerated as route jitter"),
+	INT_KEY("min_rtt_ms", min_rtt_ms, .def = 2, .lo = 0, .hi = 10000,
+	    .doc = "least RTT to the sender at which the timing signal is used"),
+	INT_KEY("hold_threshold", hold_threshold, .def = 0, .lo = 0, .hi = 1000,
+	    .doc = "enforce: hold RSTs scoring at least this until their sender's traffic decides"),
+	INT_KEY("hold_min_ms", hold_min_ms, .def = 60, .lo = 1, .hi = 1000,
+	    .doc = "shortest wait for a judgement, milliseconds"),
+	INT_KEY("hold_max_ms", hold_max_ms, .def = 200, .lo = 1, .hi = 1000,
+	    .doc = "longest wait for a judgement, milliseconds"),
+	INT_KEY("max_pending", max_pending, .def = 256, .lo = 1, .hi = 65536,
+	    .restart = "detector.max_pending",
+	    .doc = "RSTs awaiting judgement at once, per queue"),
+	INT_KEY("revise_window", revise_window, .def = 10, .lo = 0, .hi = 3600,
+	    .doc = "seconds a RST judged genuine may still be revised by its sender's traffic"),
+	BOOL_KEY("confirm", confirm, .def = 1,
+	    .doc = "enforce: probe the claimed sender of a held RST"),
+	INT_KEY("confirm_rate", confirm_rate, .def = 100, .lo = 1, .hi = 100000,
+	    .doc = "confirmation probes per second over the whole daemon"),
 	END_KEYS
 };
 
@@ -162,8 +216,11 @@ static const struct cfg_key detector_keys[] = {
  * of RST_CauseName (tests/unit/test_policy.c checks that every cause is covered). */
 #define GENUINE "genuine RSTs are never dropped"
 static const struct cfg_key actions_keys[] = {
-	STRING_KEY("injected", set_action_injected),
-	STRING_KEY("invalid_seq", set_action_invalid_seq),
+	STRING_KEY("injected", set_action_injected, policy.drop_injected, .def_str = "drop",
+	    .doc = "action for RSTs judged forged: drop or accept"),
+	STRING_KEY("invalid_seq", set_action_invalid_seq, policy.drop_invalid_seq,
+	    .def_str = "accept",
+	    .doc = "action for stale or out-of-window RSTs: drop or accept"),
 	REJECT_KEY("refused", GENUINE),
 	REJECT_KEY("connect_abort", GENUINE),
 	REJECT_KEY("abort", GENUINE),
@@ -179,14 +236,18 @@ static const struct cfg_key actions_keys[] = {
 
 static const struct cfg_key policy_keys[] = {
 	GROUP_KEY("actions", actions_keys),
-	NETS_KEY("protect", policy.protect, policy.n_protect),
-	NETS_KEY("exempt", policy.exempt, policy.n_exempt),
-	PORTS_KEY("exempt_ports", policy.exempt_ports, policy.n_exempt_ports, 1, 65535),
+	NETS_KEY("protect", policy.protect, policy.n_protect,
+	    .doc = "drop only RSTs whose destination is inside these networks; empty: every one"),
+	NETS_KEY("exempt", policy.exempt, policy.n_exempt,
+	    .doc = "never drop a RST from or to these networks"),
+	PORTS_KEY("exempt_ports", policy.exempt_ports, policy.n_exempt_ports, .lo = 1, .hi = 65535,
+	    .doc = "never drop a RST from or to these TCP ports"),
 	END_KEYS
 };
 
 static const struct cfg_key top_keys[] = {
-	STRING_KEY("mode", set_mode),
+	STRING_KEY("mode", set_mode, mode, .def_str = "detect",
+	    .doc = "detect: only report suspicious RSTs; enforce: also drop the forged ones"),
 	GROUP_KEY("queue", queue_keys),
 	GROUP_KEY("flows", flows_keys),
 	GROUP_KEY("events", events_keys),
@@ -311,61 +372,222 @@ set_probe_side(struct config *cfg, const char *s)
 	return NULL;
 }
 
+/* Every leaf key of keys (and of its subgroups), depth first in table order: fn(key, path, arg)
+ * with path its dotted name, built in buf (size bytes, holding the prefix up to len). */
+typedef void (*key_fn)(const struct cfg_key *k, const char *path, void *arg);
+
+static void
+walk_keys(const struct cfg_key *keys, char *buf, size_t size, size_t len, key_fn fn, void *arg)
+{
+	for (const struct cfg_key *k = keys; k->name != NULL; k++) {
+		int n = snprintf(buf + len, size - len, "%s", k->name);
+
+		if (n < 0 || (size_t)n >= size - len)
+			fatalx("configuration key path too long: %s", k->name);
+		if (k->kind == K_GROUP) {
+			if ((size_t)n + 1 >= size - len)
+				fatalx("configuration key path too long: %s", k->name);
+			buf[len + (size_t)n] = '.';
+			buf[len + (size_t)n + 1] = '\0';
+			walk_keys(k->children, buf, size, len + (size_t)n + 1, fn, arg);
+		} else if (k->kind != K_REJECT) {
+			fn(k, buf, arg);
+		}
+	}
+}
+
+static void
+for_each_key(key_fn fn, void *arg)
+{
+	char path[128];
+
+	walk_keys(top_keys, path, sizeof(path), 0, fn, arg);
+}
+
+static void *
+field(struct config *cfg, const struct cfg_key *k)
+{
+	return (char *)cfg + k->offset;
+}
+
+static const void *
+cfield(const struct config *cfg, const struct cfg_key *k)
+{
+	return (const char *)cfg + k->offset;
+}
+
+static void store_uint(struct config *cfg, const struct cfg_key *k, long long v);
+
+static void
+set_default(const struct cfg_key *k, const char *path, void *arg)
+{
+	struct config *cfg = arg;
+	int b;
+
+	switch (k->kind) {
+	case K_INT:
+		store_uint(cfg, k, k->def);
+		break;
+	case K_BOOL:
+		b = k->def ? 1 : 0;
+		memcpy(field(cfg, k), &b, sizeof(b));
+		break;
+	case K_STRING:
+		if (k->set(cfg, k->def_str) != NULL)
+			fatalx("the default of %s is not valid", path);
+		break;
+	default:
+		break;     /* lists: empty (the memset) */
+	}
+}
+
 void
 CFG_SetDefaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->mode = RG_MODE_DETECT;
-
-	cfg->queue_num = 0;
-	cfg->queue_count = 1;
-	cfg->queue_maxlen = 4096;
-	cfg->copy_range = 256;
-	cfg->fail_open = 1;
-	cfg->rcvbuf = 8388608;
-	cfg->batch = 64;
-
-	cfg->flows_max = 262144;
-	cfg->timeout.syn = 30;
-	cfg->timeout.established = 7440;
-	cfg->timeout.closing = 120;
-	cfg->timeout.closed = 10;
-
-	cfg->events_path = xstrdup("-");
-	cfg->events_rate = 1000;
-	cfg->events_burst = 5000;
-	cfg->events_alert_rate = 100;
-	cfg->events_alert_burst = 1000;
-
-	cfg->log_syslog = 0;
-	cfg->log_level = LOG_LVL_INFO;
-
-	cfg->idle_timeout = 0;
-	cfg->keepalive = 0;
-	cfg->probe_lead = 0;
-	cfg->max_idle = 7200;
-	cfg->probe_rate = 100;
-	cfg->probe_retries = 3;
-	cfg->probe_side = PROBE_SERVER;
-	cfg->watch_min_gap = 0;
-	cfg->n_overrides = 0;      /* overrides: empty (memset above) */
-
-	cfg->threshold = 60;
-	cfg->ttl_tolerance = 2;
-	cfg->min_rtt_ms = 2;
-	cfg->hold_threshold = 0;
-	cfg->revise_window = 10;
-	cfg->confirm = 1;
-	cfg->confirm_rate = 100;
-	cfg->hold_min_ms = 60;
-	cfg->hold_max_ms = 200;
-	cfg->max_pending = 256;
-
-	cfg->policy.drop_injected = 1;
-	cfg->policy.drop_invalid_seq = 0;
-	/* protect, exempt, exempt_ports: empty (memset above). */
-
+	for_each_key(set_default, cfg);
 	cfg->source = xstrdup("");
+}
+
+/* Does key k hold the same value in a and b? */
+static int
+key_equal(const struct cfg_key *k, const struct config *a, const struct config *b)
+{
+	unsigned na, nb;
+
+	switch (k->kind) {
+	case K_STRING:
+		if (k->heap) {
+			const char *sa, *sb;
+
+			memcpy(&sa, cfield(a, k), sizeof(sa));
+			memcpy(&sb, cfield(b, k), sizeof(sb));
+			return sa == sb || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
+		}
+		return memcmp(cfield(a, k), cfield(b, k), k->size) == 0;
+	case K_INT:
+	case K_BOOL:
+		return memcmp(cfield(a, k), cfield(b, k), k->size) == 0;
+	case K_NETS:
+	case K_PORTS:
+	case K_OVERRIDES:
+		memcpy(&na, (const char *)a + k->count_offset, sizeof(na));
+		memcpy(&nb, (const char *)b + k->count_offset, sizeof(nb));
+		return na == nb && na <= k->max &&
+		    memcmp(cfield(a, k), cfield(b, k), na * (k->size / k->max)) == 0;
+	case K_GROUP:
+	case K_REJECT:
+		break;
+	}
+	return 1;
+}
+
+/* Set key k of dst to its value in src. */
+static void
+key_copy(const struct cfg_key *k, struct config *dst, const struct config *src)
+{
+	if (k->kind == K_STRING && k->heap) {
+		char *old, *s;
+
+		memcpy(&old, field(dst, k), sizeof(old));
+		memcpy(&s, cfield(src, k), sizeof(s));
+		s = s != NULL ? xstrdup(s) : NULL;
+		free(old);
+		memcpy(field(dst, k), &s, sizeof(s));
+		return;
+	}
+	memcpy(field(dst, k), cfield(src, k), k->size);
+	if (k->kind == K_NETS || k->kind == K_PORTS || k->kind == K_OVERRIDES)
+		memcpy((char *)dst + k->count_offset, (const char *)src + k->count_offset,
+		    sizeof(unsigned));
+}
+
+struct diff_walk {
+	const struct config *a, *b;
+	char first[128];
+};
+
+static void
+diff_key(const struct cfg_key *k, const char *path, void *arg)
+{
+	struct diff_walk *d = arg;
+
+	if (d->first[0] == '\0' && !key_equal(k, d->a, d->b))
+		snprintf(d->first, sizeof(d->first), "%s", path);
+}
+
+const char *
+CFG_Diff(const struct config *a, const struct config *b)
+{
+	static _Thread_local struct diff_walk d;
+
+	d.a = a;
+	d.b = b;
+	d.first[0] = '\0';
+	for_each_key(diff_key, &d);
+	return d.first[0] != '\0' ? d.first : NULL;
+}
+
+#define RESTART_MAX 16     /* distinct names of settings that need a restart */
+
+struct restart_walk {
+	struct config *nc;
+	const struct config *old;
+	const char *changed[RESTART_MAX];
+	int n;
+};
+
+static void
+restart_key(const struct cfg_key *k, const char *path, void *arg)
+{
+	struct restart_walk *r = arg;
+	int i;
+
+	if (k->restart == NULL || key_equal(k, r->nc, r->old))
+		return;
+	for (i = 0; i < r->n && strcmp(r->changed[i], k->restart) != 0; i++)
+		;
+	if (i == r->n && r->n < RESTART_MAX)
+		r->changed[r->n++] = k->restart;
+	key_copy(k, r->nc, r->old);
+}
+
+int
+CFG_KeepRestartOnly(struct config *nc, const struct config *old)
+{
+	struct restart_walk r = { .nc = nc, .old = old };
+
+	for_each_key(restart_key, &r);
+	for (int i = 0; i < r.n; i++)
+		log_warnx("reload: %s changed: requires restart", r.changed[i]);
+	return r.n;
+}
+
+struct info_walk {
+	void (*fn)(const struct cfg_key_info *key, void *arg);
+	void *arg;
+};
+
+static void
+info_key(const struct cfg_key *k, const char *path, void *arg)
+{
+	struct info_walk *w = arg;
+	struct cfg_key_info i = {
+		.path = path, .def = k->def, .def_str = k->def_str, .lo = k->lo, .hi = k->hi,
+		.zero_ok = k->zero_note != NULL, .restart = k->restart, .doc = k->doc,
+	};
+
+	i.type = k->kind == K_INT ? CFG_KEY_INT : k->kind == K_BOOL ? CFG_KEY_BOOL :
+	    k->kind == K_STRING ? CFG_KEY_STRING : CFG_KEY_LIST;
+	w->fn(&i, w->arg);
+}
+
+void
+CFG_ForEachKey(void (*fn)(const struct cfg_key_info *key, void *arg), void *arg)
+{
+	struct info_walk w = { .fn = fn, .arg = arg };
+
+	for_each_key(info_key, &w);
 }
 
 void
@@ -415,7 +637,7 @@ CFG_IdleTimeoutFor(const struct config *cfg, int family, const uint8_t *addr, ui
 	for (unsigned i = 0; i < cfg->n_overrides && i < CFG_EVICTION_MAX_OVERRIDES; i++) {
 		const struct config_timeout_override *o = &cfg->overrides[i];
 
-		if ((o->port != 0 && o->port != port) || !POLICY_CidrMatch(&o->network, family, addr))
+		if ((o->port != 0 && o->port != port) || !CIDR_Match(&o->network, family, addr))
 			continue;
 		/* Longer prefix first; at the same prefix, a port beats none; else the first. */
 		if (best == NULL || o->network.prefix > best->network.prefix ||
@@ -988,16 +1210,16 @@ elem_literal_mismatch(struct load_state *ld, const config_setting_t *s, const ch
 	return over || lv != v;
 }
 
-#define CIDR_MSG_SIZE 512
+#define NET_MSG_SIZE 512
 
-/* What is wrong with network string str (rc from POLICY_CidrParse), into buf. */
+/* What is wrong with network string str (rc from CIDR_Parse), into buf. */
 static const char *
 cidr_message(int rc, const char *str, char *buf, size_t size)
 {
-	if (rc == POLICY_CIDR_PREFIX)
+	if (rc == CIDR_PREFIX)
 		snprintf(buf, size, "%.400s has a prefix longer than %d", str,
 		    strchr(str, ':') ? 128 : 32);
-	else if (rc == POLICY_CIDR_HOST_BITS)
+	else if (rc == CIDR_HOST_BITS)
 		snprintf(buf, size, "%.400s has host bits set", str);
 	else
 		snprintf(buf, size, "invalid value \"%.400s\" (expected an IPv4 or IPv6 address, "
@@ -1053,9 +1275,9 @@ load_list(struct load_state *ld, const struct cfg_key *k, const config_setting_t
 				continue;
 			}
 			str = config_setting_get_string(e);
-			rc = POLICY_CidrParse(str, &c);
-			if (rc != POLICY_CIDR_OK) {
-				char msg[CIDR_MSG_SIZE];
+			rc = CIDR_Parse(str, &c);
+			if (rc != CIDR_OK) {
+				char msg[NET_MSG_SIZE];
 
 				ELEM_ERROR("%s: %s", path, cidr_message(rc, str, msg, sizeof(msg)));
 				bad = 1;
@@ -1180,8 +1402,8 @@ load_override(struct load_state *ld, const config_setting_t *list, const config_
 				continue;
 			}
 			str = config_setting_get_string(m);
-			if ((rc = POLICY_CidrParse(str, &o.network)) != POLICY_CIDR_OK) {
-				char msg[CIDR_MSG_SIZE];
+			if ((rc = CIDR_Parse(str, &o.network)) != CIDR_OK) {
+				char msg[NET_MSG_SIZE];
 
 				setting_error(ld, m, "%s: %s", mpath,
 				    cidr_message(rc, str, msg, sizeof(msg)));
@@ -1276,10 +1498,7 @@ load_overrides(struct load_state *ld, const struct cfg_key *k, const config_sett
 			continue;
 		}
 		for (unsigned j = 0; j < n; j++) {
-			if (tmp[j].port == tmp[n].port &&
-			    tmp[j].network.family == tmp[n].network.family &&
-			    tmp[j].network.prefix == tmp[n].network.prefix &&
-			    memcmp(tmp[j].network.addr, tmp[n].network.addr, 16) == 0) {
+			if (tmp[j].port == tmp[n].port && CIDR_Equal(&tmp[j].network, &tmp[n].network)) {
 				elem_error(ld, s, e, k->name, i,
 				    "%s: the same network and port as %s[%d]", epath, path, idx[j]);
 				bad = 1;

@@ -6,14 +6,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum rg_mode { RG_MODE_DETECT = 0, RG_MODE_ENFORCE = 1 };
+#include "cidr.h"
 
-/* An IPv4 or IPv6 network (POLICY_CidrParse, POLICY_CidrMatch in policy.h). */
-struct cidr {
-	uint8_t family;            /* AF_INET or AF_INET6 */
-	uint8_t prefix;            /* 0..32 or 0..128 */
-	uint8_t addr[16];          /* network address, host bits zero; IPv4 in the first 4 bytes */
-};
+enum rg_mode { RG_MODE_DETECT = 0, RG_MODE_ENFORCE = 1 };
 
 #define CFG_POLICY_MAX_NETS 64     /* entries of policy.protect, of policy.exempt */
 #define CFG_POLICY_MAX_PORTS 64    /* entries of policy.exempt_ports */
@@ -123,8 +118,40 @@ struct config_errors {
 	size_t cap;
 };
 
-/* Fill cfg with the built-in defaults (no file needed). Strings are heap copies. */
+/* Fill cfg with the built-in defaults (no file needed), from the key table. Strings are heap
+ * copies. */
 void CFG_SetDefaults(struct config *cfg);
+
+/* What a configuration key holds. */
+enum cfg_key_type { CFG_KEY_INT, CFG_KEY_BOOL, CFG_KEY_STRING, CFG_KEY_LIST };
+
+/* One key of the file as the key table of config.c describes it. */
+struct cfg_key_info {
+	const char *path;          /* dotted name, "flows.timeout.syn" (valid during the call) */
+	enum cfg_key_type type;
+	long long def;             /* CFG_KEY_INT, CFG_KEY_BOOL: the default */
+	const char *def_str;       /* CFG_KEY_STRING: the default as written in the file */
+	long long lo, hi;          /* CFG_KEY_INT, and the integers of a list: the accepted range */
+	int zero_ok;               /* CFG_KEY_INT: 0 is accepted too (it means "off" or "automatic") */
+	const char *restart;       /* NULL: a reload applies it; else a reload keeps the running
+	                            * value and warns "reload: RESTART changed: requires restart" */
+	const char *doc;           /* one line */
+};
+
+/* Call fn for every key of the file (not groups, not the names refused under policy.actions),
+ * in the order of the key table. */
+void CFG_ForEachKey(void (*fn)(const struct cfg_key_info *key, void *arg), void *arg);
+
+/* The dotted name of the first key whose value differs between a and b, or NULL when they hold
+ * the same settings (the source is not compared). The name is valid until the next call from
+ * the same thread. */
+const char *CFG_Diff(const struct config *a, const struct config *b);
+
+/* For a reload: give nc the running values (from old) of the settings that cannot change while
+ * running (queue.*, flows.max, events.path, log.target, detector.max_pending), logging
+ * "reload: WHAT changed: requires restart" once for each that differed. Returns the number of
+ * warnings. */
+int CFG_KeepRestartOnly(struct config *nc, const struct config *old);
 
 /* Load FILE on top of the defaults into cfg. Every problem found (syntax error, unknown key,
  * wrong type, out-of-range value) is appended to errs as FILE:LINE: message; returns 0 when there

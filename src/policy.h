@@ -27,18 +27,4 @@ int POLICY_Protects(const struct config *cfg, const struct pkt *p);
 /* "accept" or "drop". */
 const char *POLICY_VerdictName(enum rg_verdict v);
 
-/* Results of POLICY_CidrParse. */
-#define POLICY_CIDR_OK 0
-#define POLICY_CIDR_SYNTAX (-1)     /* not an IPv4 or IPv6 address, or a bad "/prefix" */
-#define POLICY_CIDR_PREFIX (-2)     /* prefix longer than 32 (IPv4) or 128 (IPv6) */
-#define POLICY_CIDR_HOST_BITS (-3)  /* the address has bits set beyond the prefix */
-
-/* Parse "198.18.0.0/15", "2001:db8::/32" or a bare address (a /32 or /128) into *out. Returns
- * POLICY_CIDR_OK, or one of the errors above with *out untouched. */
-int POLICY_CidrParse(const char *s, struct cidr *out);
-
-/* Is addr (16 bytes, IPv4 in the first 4 as in struct pkt) of family (AF_INET, AF_INET6) inside
- * network c? Never across families. */
-int POLICY_CidrMatch(const struct cidr *c, int family, const uint8_t *addr);
-
 #endif

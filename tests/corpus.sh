@@ -1,9 +1,10 @@
 #!/bin/bash
 # corpus.sh: run `rstguard -r` over every capture in a directory of real traffic and print, per
 # capture, its RSTs, their causes and how many were called forged (or would be dropped in
-# enforce mode). Every RST in such a corpus is taken as genuine (../shared/corpus/README.md), so
-# any forged one fails the run. Not part of `make check` (the corpus is not in the repository);
-# .ci/run runs it over ../shared/corpus/zeek-traces when that directory exists.
+# enforce mode). Every RST in such a corpus is taken as genuine (captures of ordinary traffic,
+# no injector on the path), so any forged one fails the run. Not part of `make check` (the
+# corpus is not in the repository); .ci/run runs it over $RG_CORPUS_DIR, by default the corpus
+# CI has beside its clone.
 #
 #   tests/corpus.sh [-b RSTGUARD] DIR       exit 0: none forged; 1: some forged; 2: usage/errors
 #

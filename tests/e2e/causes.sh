@@ -46,12 +46,7 @@ SCEN=(
 	"connect-abort 6 connect_abort client syn_recv gave-up"
 )
 
-rg_require_root_net
-rg_require_daemon
-rg_net_up
-st=$?
-[ "$st" -eq 2 ] && rg_skip "cannot create network namespaces"
-[ "$st" -ne 0 ] && rg_bail "could not build the test network"
+rg_setup_net
 rg_results_init
 
 rg_plan $((${#SCEN[@]} + 2 * (2 + 3 * ${#SCEN[@]})))

@@ -25,15 +25,9 @@ P_RST=7001    # LB answers a forgotten flow with a RST
 P_HOLE=7002   # LB drops a forgotten flow's packets
 P_ENF=7003    # RST, during the enforce-mode run
 
-lb_root_snapshot
-rg_setup --queue-num "$RG_QUEUE_NUM"
-EV=$RG_TMP/events.json
+lb_begin "$T" 22
 EV2=$RG_TMP/events-enforce.json
 RG_DIAG_EVENTS="$EV $EV2"
-
-rg_plan 22
-
-lb_up "$T" || rg_bail "could not set up the load balancer in the router"
 lb_invalid rst "$P_RST,$P_ENF" || rg_bail "could not add the LB's REJECT rule"
 lb_invalid drop "$P_HOLE" || rg_bail "could not add the LB's DROP rule"
 
@@ -68,11 +62,9 @@ for i in $(seq 1 $(((WAIT + 2) * 20))); do
 	sleep 0.05
 done
 
-rg_wait_app crst $((IDLE + WAIT + 10))
-st=$?
+rg_app_ok crst $((IDLE + WAIT + 10)) \
+	"RST: after ${IDLE} s of silence the client's write gets ECONNRESET (the LB's RST)"
 CPORT_RST=$(rg_app_field crst sport)
-rg_ok "$st" "RST: after ${IDLE} s of silence the client's write gets ECONNRESET (the LB's RST)" \
-	"$(cat "$RG_TMP/crst.json" "$RG_TMP/crst.err" 2>/dev/null)"
 rg_expect_rst "RST" "$EV" "$RG_SERVER4" "$P_RST" "$RG_CLIENT4" "$CPORT_RST" \
 	rst.cause=idle_eviction rst.forged=false verdict=accept rst.would_drop=false \
 	rst.direction=toclient
@@ -128,11 +120,9 @@ rg_daemon_up "rstguard -m enforce --idle-timeout $T binds queue $RG_QUEUE_NUM" \
 lb_serve senf "$RG_SERVER" "$RG_SERVER4" "$P_ENF" || rg_bail "server on port $P_ENF"
 lb_client cenf "$RG_CLIENT" --to "$RG_SERVER4" --port "$P_ENF" --idle "$IDLE" \
 	--read-timeout "$WAIT" --expect reset
-rg_wait_app cenf $((IDLE + WAIT + 10))
-st=$?
+rg_app_ok cenf $((IDLE + WAIT + 10)) \
+	"enforce: the client still gets ECONNRESET after ${IDLE} s of silence (the RST is not dropped)"
 CPORT_ENF=$(rg_app_field cenf sport)
-rg_ok "$st" "enforce: the client still gets ECONNRESET after ${IDLE} s of silence (the RST is not dropped)" \
-	"$(cat "$RG_TMP/cenf.json" "$RG_TMP/cenf.err" 2>/dev/null)"
 rg_expect_rst "enforce" "$EV2" "$RG_SERVER4" "$P_ENF" "$RG_CLIENT4" "$CPORT_ENF" \
 	rst.cause=idle_eviction rst.forged=false verdict=accept rst.would_drop=false rst.held=false
 lb_expect_events "enforce: one eviction event, kind rst, idle >= $T" "$EV2" 1 eviction \

@@ -22,15 +22,7 @@ INTERVAL=3
 GAPS=(5.5 8.5 11.3 14.3)
 PORT=7011
 
-lb_root_snapshot
-rg_setup --queue-num "$RG_QUEUE_NUM"
-EV=$RG_TMP/events.json
-CONF=$RG_TMP/rstguard.conf
-RG_DIAG_EVENTS=$EV
-
-rg_plan $((1 + 3 * ${#GAPS[@]} + 5 + 2))
-
-lb_up "$T" || rg_bail "could not set up the load balancer in the router"
+lb_begin "$T" $((1 + 3 * ${#GAPS[@]} + 5 + 2))
 lb_invalid rst || rg_bail "could not add the LB's REJECT rule"
 
 cat >"$CONF" <<EOF
@@ -58,10 +50,7 @@ for g in "${GAPS[@]}"; do
 		# The server's side of the survivor: it got exactly what the client sent.
 		sent=$(rg_app_field "c$g" sent)
 		sha=$(rg_app_field "c$g" sha256_sent)
-		for i in $(seq 1 30); do
-			[ -n "$(lb_server_field srv "$cport" bytes)" ] && break
-			sleep 0.1
-		done
+		lb_wait_server srv "$cport"
 		if [ "$(lb_server_field srv "$cport" bytes)" = "$sent" ] &&
 			[ "$(lb_server_field srv "$cport" sha256)" = "$sha" ] && [ -n "$sent" ]; then
 			rg_pass "silence of $g s: the server received exactly the $sent bytes sent (sha256)"

@@ -38,15 +38,7 @@ else
 	NET=198.18.3.0/24
 fi
 
-lb_root_snapshot
-rg_setup --queue-num "$RG_QUEUE_NUM"
-EV=$RG_TMP/events.json
-CONF=$RG_TMP/rstguard.conf
-RG_DIAG_EVENTS=$EV
-
-rg_plan 19
-
-lb_up "$T" || rg_bail "could not set up the load balancer in the router"
+lb_begin "$T" 19
 lb_invalid rst "$P_KA" || rg_bail "could not add the LB's REJECT rule"
 lb_invalid rst "$P_CTL" || rg_bail "could not add the LB's REJECT rule"
 
@@ -69,18 +61,13 @@ lb_client cc "$RG_CLIENT" --to "$SRV" --port "$P_CTL" --idle "$IDLE_C" --expect 
 
 # check_kept NAME DESC: the four points of one kept-alive connection.
 check_kept() {
-	local name=$1 desc=$2 st cport sent sha i segs
-	rg_wait_app "$name" 60
-	st=$?
+	local name=$1 desc=$2 cport sent sha segs
+	rg_app_ok "$name" 60 \
+		"IPv$FAM $desc: the exchanges after the silence work in both directions, echoed byte for byte, no extra bytes"
 	cport=$(rg_app_field "$name" sport)
-	rg_ok "$st" "IPv$FAM $desc: the exchanges after the silence work in both directions, echoed byte for byte, no extra bytes" \
-		"$(cat "$RG_TMP/$name.json" "$RG_TMP/$name.err" 2>/dev/null)"
 	sent=$(rg_app_field "$name" sent)
 	sha=$(rg_app_field "$name" sha256_sent)
-	for i in $(seq 1 30); do
-		[ -n "$(lb_server_field ska "$cport" bytes)" ] && break
-		sleep 0.1
-	done
+	lb_wait_server ska "$cport"
 	if [ -n "$sent" ] && [ "$(lb_server_field ska "$cport" bytes)" = "$sent" ] &&
 		[ "$(lb_server_field ska "$cport" bytes_out)" = "$sent" ] &&
 		[ "$(lb_server_field ska "$cport" sha256)" = "$sha" ] &&
@@ -100,10 +87,8 @@ check_kept() {
 		0/0 "IPv$FAM $desc: no eviction and no rst event"
 }
 
-rg_wait_app cc 40
-st=$?
-rg_ok "$st" "IPv$FAM control, port $P_CTL (no probes): after $IDLE_C s of silence the write gets the LB's RST" \
-	"$(cat "$RG_TMP/cc.json" "$RG_TMP/cc.err" 2>/dev/null)"
+rg_app_ok cc 40 \
+	"IPv$FAM control, port $P_CTL (no probes): after $IDLE_C s of silence the write gets the LB's RST"
 check_kept cb "B, $ROUNDS_B x $IDLE_B s of silence"
 check_kept ca "A, $IDLE_A s of silence"
 

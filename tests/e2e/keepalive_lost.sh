@@ -25,15 +25,7 @@ WAIT=4
 P_RST=7201
 P_HOLE=7202
 
-lb_root_snapshot
-rg_setup --queue-num "$RG_QUEUE_NUM"
-EV=$RG_TMP/events.json
-CONF=$RG_TMP/rstguard.conf
-RG_DIAG_EVENTS=$EV
-
-rg_plan 17
-
-lb_up "$T" || rg_bail "could not set up the load balancer in the router"
+lb_begin "$T" 17
 lb_invalid rst "$P_RST" || rg_bail "could not add the LB's REJECT rule"
 lb_invalid drop "$P_HOLE" || rg_bail "could not add the LB's DROP rule"
 
@@ -52,11 +44,9 @@ lb_client crst "$RG_CLIENT" --to "$RG_SERVER4" --port "$P_RST" --idle "$IDLE" \
 lb_client chole "$RG_CLIENT" --to "$RG_SERVER4" --port "$P_HOLE" --idle "$IDLE" \
 	--read-timeout "$WAIT" --expect timeout
 
-rg_wait_app crst $((IDLE + WAIT + 10))
-st=$?
+rg_app_ok crst $((IDLE + WAIT + 10)) \
+	"RST: the client's write after ${IDLE} s of silence fails with ECONNRESET"
 CPORT_RST=$(rg_app_field crst sport)
-rg_ok "$st" "RST: the client's write after ${IDLE} s of silence fails with ECONNRESET" \
-	"$(cat "$RG_TMP/crst.json" "$RG_TMP/crst.err" 2>/dev/null)"
 lb_expect_events "RST: one eviction event, kind rst, detected by the probe, timeout $CFG_T, idle in [$T, $CFG_T]" \
 	"$EV" 1 eviction "src_ip=$RG_CLIENT4" "src_port=$CPORT_RST" "dest_ip=$RG_SERVER4" \
 	"dest_port=$P_RST" eviction.kind=rst eviction.detected_by=probe eviction.timeout="$CFG_T" \
@@ -64,30 +54,18 @@ lb_expect_events "RST: one eviction event, kind rst, detected by the probe, time
 rg_expect_rst "RST" "$EV" "$RG_SERVER4" "$P_RST" "$RG_CLIENT4" "$CPORT_RST" \
 	rst.cause=idle_eviction rst.forged=false verdict=accept
 # The probe found it while the client was still silent.
-ts=$("$RG_PY" "$RG_EVQ" get "$EV" timestamp eviction "dest_port=$P_RST" | head -n 1)
-resume=$(rg_app_field crst resume_time)
-if [ -n "$ts" ] && [ -n "$resume" ] && lb_fcmp "$(lb_epoch "$ts")" "<" "$resume"; then
-	rg_pass "RST: the eviction was reported before the client resumed"
-else
-	rg_fail "RST: the eviction was reported before the client resumed" "event '$ts', resumption $resume"
-fi
+lb_reported_before_resume "RST: the eviction was reported before the client resumed" "$EV" \
+	"$P_RST" crst
 
-rg_wait_app chole $((IDLE + WAIT + 10))
-st=$?
+rg_app_ok chole $((IDLE + WAIT + 10)) \
+	"black hole: the client's write after ${IDLE} s of silence is never answered"
 CPORT_HOLE=$(rg_app_field chole sport)
-rg_ok "$st" "black hole: the client's write after ${IDLE} s of silence is never answered" \
-	"$(cat "$RG_TMP/chole.json" "$RG_TMP/chole.err" 2>/dev/null)"
 lb_expect_events "black hole: one eviction event, kind blackhole, detected by the probe, 3 unanswered probes, timeout $CFG_T" \
 	"$EV" 1 eviction "src_ip=$RG_CLIENT4" "src_port=$CPORT_HOLE" "dest_ip=$RG_SERVER4" \
 	"dest_port=$P_HOLE" eviction.kind=blackhole eviction.detected_by=probe eviction.retransmits=3 \
 	eviction.timeout="$CFG_T" "eviction.idle>=$T" "eviction.idle<=$IDLE"
-ts=$("$RG_PY" "$RG_EVQ" get "$EV" timestamp eviction "dest_port=$P_HOLE" | head -n 1)
-resume=$(rg_app_field chole resume_time)
-if [ -n "$ts" ] && [ -n "$resume" ] && lb_fcmp "$(lb_epoch "$ts")" "<" "$resume"; then
-	rg_pass "black hole: the eviction was reported before the client resumed"
-else
-	rg_fail "black hole: the eviction was reported before the client resumed" "event '$ts', resumption $resume"
-fi
+lb_reported_before_resume "black hole: the eviction was reported before the client resumed" "$EV" \
+	"$P_HOLE" chole
 rg_is "$(lb_conn_events "$EV" "$CPORT_HOLE" "$P_HOLE" rst)" 0 "black hole: no rst event on that connection"
 segs=$(rg_app_field chole idle_segs_in)
 rg_is "$segs" "[0]" "black hole: nothing reached the client's socket while it was silent"

@@ -110,6 +110,40 @@ still_running() {
 	fi
 }
 
+# hup_logs RUNNING_DESC LOG_DESC PATTERN...: SIGHUP; the daemon is still running and bound
+# (RUNNING_DESC), and its log since the signal matches every PATTERN (LOG_DESC).
+hup_logs() {
+	local running=$1 desc=$2 off p
+	shift 2
+	off=$(log_size)
+	rg_daemon_signal HUP
+	still_running "$running"
+	for p in "$@"; do
+		if ! wait_log "$off" "$p"; then
+			rg_fail "$desc" "log after SIGHUP:"
+			log_since "$off" | tail -n 20 | rg_diag
+			return
+		fi
+	done
+	rg_pass "$desc"
+}
+
+# old_config_kept DESC: after a refused reload, the next event still goes to $EV and nothing of
+# the new file was applied ($OTHER, its events.path, was not created).
+old_config_kept() {
+	local desc=$1 before
+	before=$(rg_events_count "$EV" rst)
+	if ! probe "$EV"; then
+		rg_fail "$desc" "$PROBE_MSG"
+	elif [ -e "$OTHER" ]; then
+		rg_fail "$desc" "$OTHER exists: part of the refused config was applied"
+	elif [ "$(rg_events_count "$EV" rst)" -ne $((before + 1)) ]; then
+		rg_fail "$desc" "expected $((before + 1)) rst events in $EV, found $(rg_events_count "$EV" rst)"
+	else
+		rg_pass "$desc"
+	fi
+}
+
 write_conf 1000
 
 rg_plan 15
@@ -121,62 +155,22 @@ if probe "$EV"; then rg_pass "$desc"; else rg_fail "$desc" "$PROBE_MSG"; fi
 
 # A valid change.
 write_conf 2000
-off=$(log_size)
-rg_daemon_signal HUP
-still_running "SIGHUP with a valid changed config (events.rate 2000): still running and bound"
-if wait_log "$off" 'reload'; then
-	rg_pass "the log says the configuration was reloaded"
-else
-	rg_fail "the log says the configuration was reloaded" "log after SIGHUP:"
-	log_since "$off" | tail -n 20 | rg_diag
-fi
+hup_logs "SIGHUP with a valid changed config (events.rate 2000): still running and bound" \
+	"the log says the configuration was reloaded" 'reload'
 
 # A broken file: errors logged with their lines, the running configuration kept.
 write_broken_conf
-off=$(log_size)
-rg_daemon_signal HUP
-still_running "SIGHUP with a broken config: still running and bound"
-if wait_log "$off" "$CONF:4: " && wait_log "$off" "$CONF:6: "; then
-	rg_pass "the reload errors are logged as FILE:LINE ($CONF:4 and :6)"
-else
-	rg_fail "the reload errors are logged as FILE:LINE ($CONF:4 and :6)" "log after SIGHUP:"
-	log_since "$off" | tail -n 20 | rg_diag
-fi
-before=$(rg_events_count "$EV" rst)
-desc="old config kept: the next event still goes to the old events.path"
-if ! probe "$EV"; then
-	rg_fail "$desc" "$PROBE_MSG"
-elif [ -e "$OTHER" ]; then
-	rg_fail "$desc" "$OTHER exists: part of the broken config was applied"
-elif [ "$(rg_events_count "$EV" rst)" -ne $((before + 1)) ]; then
-	rg_fail "$desc" "expected $((before + 1)) rst events in $EV, found $(rg_events_count "$EV" rst)"
-else
-	rg_pass "$desc"
-fi
+hup_logs "SIGHUP with a broken config: still running and bound" \
+	"the reload errors are logged as FILE:LINE ($CONF:4 and :6)" "$CONF:4: " "$CONF:6: "
+old_config_kept "old config kept: the next event still goes to the old events.path"
 
 # An @include of a directory: the daemon must survive it (libconfig alone would exit(2)).
 write_include_dir_conf
-off=$(log_size)
-rg_daemon_signal HUP
-still_running "SIGHUP with an @include of a directory: still running and bound"
-if wait_log "$off" "$CONF:3: @include \"$RG_TMP/conf.d\": cannot read: is a directory" &&
-	wait_log "$off" 'reload failed: keeping the running configuration'; then
-	rg_pass "the bad @include is logged as $CONF:3 and the reload refused"
-else
-	rg_fail "the bad @include is logged as $CONF:3 and the reload refused" "log after SIGHUP:"
-	log_since "$off" | tail -n 20 | rg_diag
-fi
-before=$(rg_events_count "$EV" rst)
-desc="old config kept after the bad @include: the next event still goes to $EV"
-if ! probe "$EV"; then
-	rg_fail "$desc" "$PROBE_MSG"
-elif [ -e "$OTHER" ]; then
-	rg_fail "$desc" "$OTHER exists: part of the config was applied"
-elif [ "$(rg_events_count "$EV" rst)" -ne $((before + 1)) ]; then
-	rg_fail "$desc" "expected $((before + 1)) rst events in $EV, found $(rg_events_count "$EV" rst)"
-else
-	rg_pass "$desc"
-fi
+hup_logs "SIGHUP with an @include of a directory: still running and bound" \
+	"the bad @include is logged as $CONF:3 and the reload refused" \
+	"$CONF:3: @include \"$RG_TMP/conf.d\": cannot read: is a directory" \
+	'reload failed: keeping the running configuration'
+old_config_kept "old config kept after the bad @include: the next event still goes to $EV"
 
 # Log rotation: move the file away, SIGHUP, the next event goes to a new file of the same name.
 write_conf 1000

@@ -14,8 +14,38 @@ RG_BASIC_POINTS=11             # TAP points printed by rg_basic_run
 RG_BASIC_FLOW_POINTS=2         # by rg_basic_flows
 RG_BASIC_CONNS=()              # "CLIENT_PORT SERVER_PORT" of each connection made
 RG_BASIC_BULK_CPORT=""
+RG_BASIC_CPORT=""              # client port of the last rg__basic_exchange
 # shellcheck disable=SC2034 # read by the tests
 RG_BASIC_LATE_RSTS=0           # genuine late RSTs on the closed bulk flow (see step 5)
+
+# rg__basic_exchange SERVER SERVER_MODE CLIENT CLIENT_MODE ADDR PORT [CLIENT ARGS...]: a
+# tcpapp.py server of SERVER_MODE on ADDR:PORT in the server namespace, a client of CLIENT_MODE
+# against it; status 0 when both did what their modes expect (the server within 10 s). Records
+# the connection and sets RG_BASIC_CPORT to the client's port.
+rg__basic_exchange() {
+	local srv=$1 smode=$2 cli=$3 cmode=$4 addr=$5 port=$6 ok=1
+	shift 6
+	rg_serve "$srv" "$RG_SERVER" "$addr" "$port" "$smode" || ok=0
+	if [ "$ok" = 1 ]; then
+		rg_app "$cli" "$RG_CLIENT" "$cmode" --to "$addr" --port "$port" "$@" || ok=0
+		rg_wait_app "$srv" 10 || ok=0
+	fi
+	RG_BASIC_CPORT=$(rg_app_field "$cli" sport)
+	RG_BASIC_CONNS+=("$RG_BASIC_CPORT $port")
+	[ "$ok" = 1 ]
+}
+
+# rg__basic_result STATUS DESC CLIENT SERVER [DETAIL]: one TAP point for an exchange, passing
+# as "DESC DETAIL", failing with both applications' reports.
+rg__basic_result() {
+	if [ "$1" = 0 ]; then
+		rg_pass "$2${5:+ $5}"
+	else
+		rg_fail "$2"
+		rg_app_diag "$3"
+		rg_app_diag "$4"
+	fi
+}
 
 # rg_basic_run FAMILY(4|6) BYTES EVENTS_FILE
 rg_basic_run() {
@@ -29,21 +59,11 @@ rg_basic_run() {
 	fi
 
 	# 1. Bulk: every byte arrives, in order (sha256 on both ends).
-	ok=1
-	rg_serve bulk "$RG_SERVER" "$srv" "$RG_BASIC_PORT_BULK" bulk-sink || ok=0
-	if [ "$ok" = 1 ]; then
-		rg_app bulkc "$RG_CLIENT" bulk --to "$srv" --port "$RG_BASIC_PORT_BULK" --bytes "$bytes" || ok=0
-		rg_wait_app bulk 10 || ok=0
-	fi
-	RG_BASIC_BULK_CPORT=$(rg_app_field bulkc sport)
-	RG_BASIC_CONNS+=("$RG_BASIC_BULK_CPORT $RG_BASIC_PORT_BULK")
-	if [ "$ok" = 1 ]; then
-		rg_pass "IPv$fam bulk transfer of $bytes bytes arrives intact (sha256 $(rg_app_field bulkc sha256 | cut -c1-16)..., $(rg_app_field bulkc mbit_s) Mbit/s)"
-	else
-		rg_fail "IPv$fam bulk transfer of $bytes bytes arrives intact"
-		rg_app_diag bulkc
-		rg_app_diag bulk
-	fi
+	rg__basic_exchange bulk bulk-sink bulkc bulk "$srv" "$RG_BASIC_PORT_BULK" --bytes "$bytes"
+	ok=$?
+	RG_BASIC_BULK_CPORT=$RG_BASIC_CPORT
+	rg__basic_result "$ok" "IPv$fam bulk transfer of $bytes bytes arrives intact" bulkc bulk \
+		"(sha256 $(rg_app_field bulkc sha256 | cut -c1-16)..., $(rg_app_field bulkc mbit_s) Mbit/s)"
 
 	# 2. A closed port: the server's kernel answers the SYN with RST/ACK (seq 0, window 0).
 	rg_app refused "$RG_CLIENT" connect-refused --to "$srv" --port "$RG_BASIC_PORT_REFUSED"
@@ -59,42 +79,18 @@ rg_basic_run() {
 	# 3. The server answers the request, then aborts (SO_LINGER 0): RST/ACK from the server.
 	# (It answers first: a RST as the very first reaction to data just received is what a close
 	# with unread data looks like, a different cause.)
-	ok=1
-	rg_serve sabort "$RG_SERVER" "$srv" "$RG_BASIC_PORT_SABORT" linger-abort || ok=0
-	if [ "$ok" = 1 ]; then
-		rg_app sabortc "$RG_CLIENT" expect-reset --to "$srv" --port "$RG_BASIC_PORT_SABORT" || ok=0
-		rg_wait_app sabort 10 || ok=0
-	fi
-	cport=$(rg_app_field sabortc sport)
-	RG_BASIC_CONNS+=("$cport $RG_BASIC_PORT_SABORT")
-	if [ "$ok" = 1 ]; then
-		rg_pass "IPv$fam server SO_LINGER 0 abort: the client sees ECONNRESET"
-	else
-		rg_fail "IPv$fam server SO_LINGER 0 abort: the client sees ECONNRESET"
-		rg_app_diag sabortc
-		rg_app_diag sabort
-	fi
+	rg__basic_exchange sabort linger-abort sabortc expect-reset "$srv" "$RG_BASIC_PORT_SABORT"
+	rg__basic_result $? "IPv$fam server SO_LINGER 0 abort: the client sees ECONNRESET" sabortc sabort
+	cport=$RG_BASIC_CPORT
 	rg_expect_rst "IPv$fam server abort" "$ev" "$srv" "$RG_BASIC_PORT_SABORT" "$cli" "$cport" \
 		rst.cause=abort verdict=accept rst.forged=false rst.direction=toclient rst.flags=RA \
 		rst.state=established rst.ttl=63
 
 	# 4. The client gets the reply, sends QUIT, then aborts: RST/ACK from the client; the server
 	# sees ECONNRESET.
-	ok=1
-	rg_serve cabort "$RG_SERVER" "$srv" "$RG_BASIC_PORT_CABORT" expect-abort || ok=0
-	if [ "$ok" = 1 ]; then
-		rg_app cabortc "$RG_CLIENT" linger-abort-client --to "$srv" --port "$RG_BASIC_PORT_CABORT" || ok=0
-		rg_wait_app cabort 10 || ok=0
-	fi
-	cport=$(rg_app_field cabortc sport)
-	RG_BASIC_CONNS+=("$cport $RG_BASIC_PORT_CABORT")
-	if [ "$ok" = 1 ]; then
-		rg_pass "IPv$fam client SO_LINGER 0 abort: the server sees ECONNRESET"
-	else
-		rg_fail "IPv$fam client SO_LINGER 0 abort: the server sees ECONNRESET"
-		rg_app_diag cabortc
-		rg_app_diag cabort
-	fi
+	rg__basic_exchange cabort expect-abort cabortc linger-abort-client "$srv" "$RG_BASIC_PORT_CABORT"
+	rg__basic_result $? "IPv$fam client SO_LINGER 0 abort: the server sees ECONNRESET" cabortc cabort
+	cport=$RG_BASIC_CPORT
 	rg_expect_rst "IPv$fam client abort" "$ev" "$cli" "$cport" "$srv" "$RG_BASIC_PORT_CABORT" \
 		rst.cause=abort verdict=accept rst.forged=false rst.direction=toserver rst.flags=RA \
 		rst.state=established rst.ttl=64
@@ -154,4 +150,51 @@ rg_basic_flows() {
 		"$RG_PY" "$RG_EVQ" show "$ev" flow "src_port=$RG_BASIC_BULK_CPORT" 2>&1 | rg_diag
 		"$RG_PY" "$RG_EVQ" show "$ev" flow "dest_port=$RG_BASIC_BULK_CPORT" 2>&1 | rg_diag
 	fi
+}
+
+# rg_basic_test FAMILY(4|6): the whole of detect_basic.sh (4) or ipv6.sh (6): the daemon in
+# detect mode, rg_basic_run, no other rst event, the queue without drops, SIGTERM (exit 0, queue
+# unbound), rg_basic_flows, and the events checked as a whole.
+rg_basic_test() {
+	local fam=$1 bytes=${RG_BULK_BYTES:-20000000} ev n seq drops alive
+	rg_setup --queue-num "$RG_QUEUE_NUM"
+	ev=$RG_TMP/events.json
+	# shellcheck disable=SC2034 # read by netns.sh's diagnostics
+	RG_DIAG_EVENTS=$ev
+
+	rg_plan $((1 + RG_BASIC_POINTS + 5 + RG_BASIC_FLOW_POINTS + 1))
+
+	rg_daemon_up "rstguard -m detect binds queue $RG_QUEUE_NUM in the gateway" -m detect -e "$ev"
+
+	rg_basic_run "$fam" "$bytes" "$ev"
+
+	n=$(($(rg_events_count "$ev" rst) - RG_BASIC_LATE_RSTS))
+	rg_is "$n" 3 "no other rst events than the three RSTs sent"
+
+	# The queue itself: packets went through it, none dropped (queue full or socket buffer full).
+	seq=$(rg_queue_seq "$RG_QUEUE_NUM")
+	drops=$(rg_queue_drops "$RG_QUEUE_NUM")
+	if [ "$drops" = "0 0" ] && [ "${seq:-0}" -gt 0 ]; then
+		rg_pass "gw nfnetlink_queue: $seq packets queued, 0 queue drops, 0 user drops"
+	else
+		rg_fail "gw nfnetlink_queue: packets queued, 0 queue drops, 0 user drops" \
+			"queue line: '$(rg_queue_line "$RG_QUEUE_NUM")'"
+	fi
+
+	alive=0
+	rg_daemon_alive && alive=1
+	rg_is "$alive" 1 "rstguard still running after the traffic"
+
+	rg_daemon_stop 5
+	rg_is "$RG_DAEMON_RC" 0 "SIGTERM: rstguard exits with status 0 within 5 s"
+
+	if rg_wait_queue_unbound "$RG_QUEUE_NUM" 2; then
+		rg_pass "queue $RG_QUEUE_NUM unbound after exit"
+	else
+		rg_fail "queue $RG_QUEUE_NUM unbound after exit" "queue line: '$(rg_queue_line "$RG_QUEUE_NUM")'"
+	fi
+
+	rg_basic_flows "$ev" "$bytes"
+
+	rg_check_events "$ev"
 }

@@ -17,6 +17,20 @@
 RG_IDLEAPP=$RG_LIB/idleapp.py
 LB_TIMEOUT=""
 
+# lb_begin TIMEOUT PLAN: the start of a load-balancer test: remember the root namespace's state,
+# build the network with the queue rule, plan PLAN TAP points and put the load balancer (idle
+# timeout TIMEOUT) in the router. Sets EV (the event file), CONF (a configuration file to write)
+# and RG_DIAG_EVENTS.
+lb_begin() {
+	lb_root_snapshot
+	rg_setup --queue-num "$RG_QUEUE_NUM"
+	EV=$RG_TMP/events.json
+	CONF=$RG_TMP/rstguard.conf
+	RG_DIAG_EVENTS=$EV
+	rg_plan "$2"
+	lb_up "$1" || rg_bail "could not set up the load balancer in the router"
+}
+
 # lb_up TIMEOUT: conntrack in the router with an established timeout of TIMEOUT seconds and no
 # loose pick-up. The rules come first: the first -m conntrack rule of a namespace is what starts
 # conntrack there (and makes its sysctls meaningful). Must run before the test's connections:
@@ -116,6 +130,17 @@ lb_server_field() {
 	"$RG_PY" "$RG_EVQ" get "$RG_TMP/$1.json" "$3" "peer_port=$2" 2>/dev/null | tail -n 1
 }
 
+# lb_wait_server NAME PEER_PORT: bounded wait (3 s) until server NAME has reported on the
+# connection from client port PEER_PORT.
+lb_wait_server() {
+	local i
+	for i in $(seq 1 30); do
+		[ -n "$(lb_server_field "$1" "$2" bytes)" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # lb_epoch TIMESTAMP: an event timestamp (2026-11-25T12:59:41.123456+0000) as epoch seconds.
 lb_epoch() {
 	"$RG_PY" -c 'import sys, datetime
@@ -152,6 +177,19 @@ lb_expect_events() {
 		rg_fail "$desc" "expected $n events matching: $*" "found $got; the events of these ports:"
 		rg__filters "$@"
 		"$RG_PY" "$RG_EVQ" show "$f" "${RG__F[@]}" 2>&1 | head -n 10 | rg_diag
+	fi
+}
+
+# lb_reported_before_resume DESC FILE PORT APP: one TAP point, the first eviction event toward
+# port PORT in FILE is stamped before client APP ended its silence.
+lb_reported_before_resume() {
+	local desc=$1 ts resume
+	ts=$("$RG_PY" "$RG_EVQ" get "$2" timestamp eviction "dest_port=$3" | head -n 1)
+	resume=$(rg_app_field "$4" resume_time)
+	if [ -n "$ts" ] && [ -n "$resume" ] && lb_fcmp "$(lb_epoch "$ts")" "<" "$resume"; then
+		rg_pass "$desc"
+	else
+		rg_fail "$desc" "event '$ts', resumption $resume"
 	fi
 }
 

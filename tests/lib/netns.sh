@@ -39,6 +39,8 @@ RG_LIB=$RG_SRCDIR/tests/lib
 RG_TCPAPP=$RG_LIB/tcpapp.py
 RG_EVQ=$RG_LIB/evq.py
 export RG_SRCDIR RSTGUARD
+# shellcheck source=tests/lib/nsbase.sh
+. "$RG_LIB/nsbase.sh"
 
 # ----------------------------------------------------------------------------------------------
 # names and addresses
@@ -237,42 +239,9 @@ rg__on_exit() {
 	exit "$st"
 }
 
-# Remove namespaces left by earlier test processes that no longer exist (a kill -9'd test).
-rg__reap_stale() {
-	local ns pid
-	for ns in $(timeout 5 ip netns list 2>/dev/null | awk '{print $1}'); do
-		case $ns in
-		rgt[0-9]*-*) ;;
-		*) continue ;;
-		esac
-		pid=${ns#rgt}
-		pid=${pid%%-*}
-		if [ "$pid" != "$$" ] && ! kill -0 "$pid" 2>/dev/null; then
-			rg__ns_kill_and_delete "$ns"
-		fi
-	done
-}
-
 # The namespaces of this test that exist now.
 rg__our_namespaces() {
 	timeout 5 ip netns list 2>/dev/null | awk -v p="$RG_PREFIX" 'index($1, p) == 1 {print $1}'
-}
-
-rg__ns_kill_and_delete() {
-	local ns=$1 pids i
-	for i in 1 2 3 4 5 6 7 8 9 10; do
-		pids=$(timeout 5 ip netns pids "$ns" 2>/dev/null)
-		[ -z "$pids" ] && break
-		if [ "$i" -le 5 ]; then
-			# shellcheck disable=SC2086 # a list of PIDs
-			kill -TERM $pids 2>/dev/null
-		else
-			# shellcheck disable=SC2086
-			kill -KILL $pids 2>/dev/null
-		fi
-		sleep 0.1
-	done
-	timeout 5 ip netns del "$ns" 2>/dev/null
 }
 
 # rg_net_down: kill whatever runs in our namespaces, delete them (which deletes the veths).
@@ -283,26 +252,6 @@ rg_net_down() {
 		rg__ns_kill_and_delete "$ns"
 	done
 	RG_NET_IS_UP=0
-}
-
-# rg__sysctl NS KEY=VALUE...
-rg__sysctl() {
-	local ns=$1
-	shift
-	timeout 5 ip netns exec "$ns" sysctl -qw "$@" >/dev/null
-}
-
-# rg__wait_link NS DEV: bounded wait (5 s) until the link has carrier (LOWER_UP).
-rg__wait_link() {
-	local i
-	for i in $(seq 1 50); do
-		if timeout 5 ip -n "$1" -o link show dev "$2" 2>/dev/null | grep -q 'LOWER_UP'; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "link $2 in $1 did not come up" >&2
-	return 1
 }
 
 # rg__wait_no_tentative NS: bounded wait until no IPv6 address is still tentative.
@@ -318,12 +267,6 @@ rg__wait_no_tentative() {
 	return 1
 }
 
-# rg__veth NS_A DEV_A NS_B DEV_B: a veth pair created inside NS_A with its peer born in NS_B
-# (never in the root namespace, not even for a moment).
-rg__veth() {
-	timeout 5 ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
-}
-
 # rg__addr NS DEV ADDR4/LEN ADDR6/LEN
 rg__addr() {
 	timeout 5 ip -n "$1" addr add "$3" dev "$2" &&
@@ -337,7 +280,7 @@ rg__addr() {
 rg_net_up() {
 	local ns
 	rg_init
-	rg__reap_stale
+	rg__reap_stale rgt
 	rg_net_down  # a namespace of a dead earlier test whose PID was reused would block ours
 	if ! timeout 5 ip netns add "$RG_CLIENT" 2>"$RG_TMP/netns-add.err"; then
 		cat "$RG_TMP/netns-add.err" >&2
@@ -400,10 +343,10 @@ rg_net_up() {
 	return 0
 }
 
-# rg_setup [--bypass] [QUEUE ARGS...]: require root, build the network and install the queue
-# rule, skipping when the machine cannot do it (namespaces or NFQUEUE unavailable) and bailing
-# out when something that should work did not.
-rg_setup() {
+# rg_setup_net: require root and the daemon and build the network, skipping when the machine
+# cannot create namespaces and bailing out when something that should work did not. No queue
+# rule (a test that installs its own calls this instead of rg_setup).
+rg_setup_net() {
 	local st
 	rg_require_root_net
 	rg_require_daemon
@@ -411,6 +354,12 @@ rg_setup() {
 	st=$?
 	[ "$st" -eq 2 ] && rg_skip "cannot create network namespaces"
 	[ "$st" -ne 0 ] && rg_bail "could not build the test network"
+}
+
+# rg_setup [--bypass] [QUEUE ARGS...]: rg_setup_net, then install the queue rule (skipping when
+# NFQUEUE is unavailable).
+rg_setup() {
+	rg_setup_net
 	rg_queue_rule "$@" 2>"$RG_TMP/queue-rule.err" ||
 		rg_skip "iptables -j NFQUEUE unavailable: $(head -n 1 "$RG_TMP/queue-rule.err")"
 }
@@ -508,24 +457,6 @@ rg_wait_queue_unbound() {
 # ----------------------------------------------------------------------------------------------
 # processes
 
-# rg__alive PID: running and not a zombie.
-rg__alive() {
-	local st
-	kill -0 "$1" 2>/dev/null || return 1
-	st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-# rg__wait_gone PID TENTHS: bounded wait for a process to exit.
-rg__wait_gone() {
-	local i
-	for i in $(seq 1 "$2"); do
-		rg__alive "$1" || return 0
-		sleep 0.1
-	done
-	! rg__alive "$1"
-}
-
 # rg_wait_pid PID TIMEOUT_SECONDS: wait (bounded) for a child of this shell and return its exit
 # status; on timeout kill it and return 124.
 rg_wait_pid() {
@@ -601,6 +532,17 @@ rg_wait_app() {
 	rg_wait_pid "${RG_PIDS[$1]}" "$2"
 	st=$?
 	unset "RG_PIDS[$1]"
+	return "$st"
+}
+
+# rg_app_ok NAME TIMEOUT DESC: one TAP point, background helper NAME ends within TIMEOUT seconds
+# with the outcome its mode expects (its output and stderr are the diagnostic otherwise).
+# Returns that status.
+rg_app_ok() {
+	local st
+	rg_wait_app "$1" "$2"
+	st=$?
+	rg_ok "$st" "$3" "$(cat "$RG_TMP/$1.json" "$RG_TMP/$1.err" 2>/dev/null)"
 	return "$st"
 }
 

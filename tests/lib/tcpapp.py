@@ -319,8 +319,10 @@ def cmd_bulk(args):
     return ok, res
 
 
-def cmd_connect_refused(args):
-    """Connect to a port with no listener: the server's kernel answers RST/ACK -> ECONNREFUSED."""
+def connect_failing(args, expected, outcome, with_error):
+    """Connect and expect the attempt to fail with exception class expected: ok then, with
+    outcome (and the error's name when with_error) in the result; a connection that succeeds
+    or fails otherwise is not ok."""
     s = make_client(args)
     res = {"to": args.to, "port": args.port, "sport": sport_of(s)}
     try:
@@ -328,29 +330,24 @@ def cmd_connect_refused(args):
         res.update(outcome="connected")
         s.close()
         return False, res
-    except ConnectionRefusedError as e:
-        res.update(outcome="refused", error=err_name(e))
+    except expected as e:
+        res.update(outcome=outcome)
+        if with_error:
+            res.update(error=err_name(e))
         return True, res
     except OSError as e:
         res.update(outcome="other", error=err_name(e))
         return False, res
+
+
+def cmd_connect_refused(args):
+    """Connect to a port with no listener: the server's kernel answers RST/ACK -> ECONNREFUSED."""
+    return connect_failing(args, ConnectionRefusedError, "refused", True)
 
 
 def cmd_connect_timeout(args):
     """Connect and expect no answer at all (the path drops packets): ok on a timeout."""
-    s = make_client(args)
-    res = {"to": args.to, "port": args.port, "sport": sport_of(s)}
-    try:
-        s.connect((args.to, args.port))
-        res.update(outcome="connected")
-        s.close()
-        return False, res
-    except socket.timeout:
-        res.update(outcome="timeout")
-        return True, res
-    except OSError as e:
-        res.update(outcome="other", error=err_name(e))
-        return False, res
+    return connect_failing(args, socket.timeout, "timeout", False)
 
 
 def cmd_expect_reset(args):

@@ -12,10 +12,13 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <libconfig.h>
+
+#include "cidr.h"
 #include "config.h"
 #include "log.h"
-#include "policy.h"
 #include "tap.h"
+#include "tmpfile.h"
 
 /* Path of the temporary file written by load_text, for comparing error file names. */
 static char tmp_path[64];
@@ -24,22 +27,9 @@ static char tmp_path[64];
 static int
 load_text(const char *text, struct config *cfg, struct config_errors *errs)
 {
-	const char *dir = getenv("TMPDIR");
-	size_t len = strlen(text);
-	int fd, rc;
+	int rc;
 
-	snprintf(tmp_path, sizeof(tmp_path), "%s/rgconfXXXXXX",
-	    dir && *dir && strlen(dir) < 40 ? dir : "/tmp");
-	fd = mkstemp(tmp_path);
-	if (fd < 0) {
-		perror("mkstemp");
-		exit(99);
-	}
-	if (write(fd, text, len) != (ssize_t)len) {
-		perror("write");
-		exit(99);
-	}
-	close(fd);
+	tmp_write(tmp_path, sizeof(tmp_path), "rgconf", text);
 	rc = CFG_Load(cfg, tmp_path, errs);
 	unlink(tmp_path);
 	return rc;
@@ -87,66 +77,32 @@ check_ok(const char *text, struct config *cfg, const char *what)
 	CFG_FreeErrors(&errs);
 }
 
-/* Name of the first field that differs, or NULL (the source is not compared). */
-static const char *
-config_diff(const struct config *a, const struct config *b)
+/* One expected integer: what was got, what is wanted, and what the check is called. */
+struct uint_case {
+	unsigned long long got, want;
+	const char *what;
+};
+
+static void
+check_values(const struct uint_case *cases, size_t n)
 {
-#define CMP(f) do { if (a->f != b->f) return #f; } while (0)
-	CMP(mode);
-	CMP(queue_num);
-	CMP(queue_count);
-	CMP(queue_maxlen);
-	CMP(copy_range);
-	CMP(fail_open);
-	CMP(rcvbuf);
-	CMP(batch);
-	CMP(flows_max);
-	CMP(timeout.syn);
-	CMP(timeout.established);
-	CMP(timeout.closing);
-	CMP(timeout.closed);
-	CMP(events_rate);
-	CMP(events_burst);
-	CMP(events_alert_rate);
-	CMP(events_alert_burst);
-	CMP(log_syslog);
-	CMP(log_level);
-	CMP(idle_timeout);
-	CMP(keepalive);
-	CMP(probe_lead);
-	CMP(max_idle);
-	CMP(probe_rate);
-	CMP(probe_retries);
-	CMP(probe_side);
-	CMP(watch_min_gap);
-	CMP(n_overrides);
-	CMP(threshold);
-	CMP(ttl_tolerance);
-	CMP(min_rtt_ms);
-	CMP(hold_threshold);
-	CMP(hold_min_ms);
-	CMP(hold_max_ms);
-	CMP(max_pending);
-	CMP(policy.drop_injected);
-	CMP(policy.drop_invalid_seq);
-	CMP(policy.n_protect);
-	CMP(policy.n_exempt);
-	CMP(policy.n_exempt_ports);
-#undef CMP
-	if (memcmp(a->policy.protect, b->policy.protect,
-	    a->policy.n_protect * sizeof(a->policy.protect[0])) != 0)
-		return "policy.protect";
-	if (memcmp(a->policy.exempt, b->policy.exempt,
-	    a->policy.n_exempt * sizeof(a->policy.exempt[0])) != 0)
-		return "policy.exempt";
-	if (memcmp(a->policy.exempt_ports, b->policy.exempt_ports,
-	    a->policy.n_exempt_ports * sizeof(a->policy.exempt_ports[0])) != 0)
-		return "policy.exempt_ports";
-	if (memcmp(a->overrides, b->overrides, a->n_overrides * sizeof(a->overrides[0])) != 0)
-		return "overrides";
-	if (!a->events_path || !b->events_path || strcmp(a->events_path, b->events_path) != 0)
-		return "events_path";
-	return NULL;
+	for (size_t i = 0; i < n; i++)
+		TAP_EQ_U(cases[i].got, cases[i].want, cases[i].what);
+}
+
+/* One file that must give exactly one error, at line, with message msg. */
+struct error_case {
+	const char *text;
+	int line;
+	const char *msg;
+	const char *what;
+};
+
+static void
+check_errors(const struct error_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		check_error(cases[i].text, cases[i].line, cases[i].msg, cases[i].what);
 }
 
 static void
@@ -155,37 +111,41 @@ test_defaults(void)
 	struct config c;
 
 	CFG_SetDefaults(&c);
-	TAP_OK(c.mode == RG_MODE_DETECT, "default mode detect");
-	TAP_EQ_U(c.queue_num, 0, "default queue.num");
-	TAP_EQ_U(c.queue_count, 1, "default queue.count");
-	TAP_EQ_U(c.queue_maxlen, 4096, "default queue.maxlen");
-	TAP_EQ_U(c.copy_range, 256, "default queue.copy_range");
-	TAP_EQ_U(c.fail_open, 1, "default queue.fail_open");
-	TAP_EQ_U(c.rcvbuf, 8388608, "default queue.rcvbuf");
-	TAP_EQ_U(c.batch, 64, "default queue.batch");
-	TAP_EQ_U(c.flows_max, 262144, "default flows.max");
-	TAP_EQ_U(c.timeout.syn, 30, "default flows.timeout.syn");
-	TAP_EQ_U(c.timeout.established, 7440, "default flows.timeout.established");
-	TAP_EQ_U(c.timeout.closing, 120, "default flows.timeout.closing");
-	TAP_EQ_U(c.timeout.closed, 10, "default flows.timeout.closed");
+	const struct uint_case values[] = {
+		{ c.mode, RG_MODE_DETECT, "default mode detect" },
+		{ c.queue_num, 0, "default queue.num" },
+		{ c.queue_count, 1, "default queue.count" },
+		{ c.queue_maxlen, 4096, "default queue.maxlen" },
+		{ c.copy_range, 256, "default queue.copy_range" },
+		{ c.fail_open, 1, "default queue.fail_open" },
+		{ c.rcvbuf, 8388608, "default queue.rcvbuf" },
+		{ c.batch, 64, "default queue.batch" },
+		{ c.flows_max, 262144, "default flows.max" },
+		{ c.timeout.syn, 30, "default flows.timeout.syn" },
+		{ c.timeout.established, 7440, "default flows.timeout.established" },
+		{ c.timeout.closing, 120, "default flows.timeout.closing" },
+		{ c.timeout.closed, 10, "default flows.timeout.closed" },
+		{ c.events_rate, 1000, "default events.rate" },
+		{ c.events_burst, 5000, "default events.burst" },
+		{ c.events_alert_rate, 100, "default events.alert_rate" },
+		{ c.events_alert_burst, 1000, "default events.alert_burst" },
+		{ c.log_syslog, 0, "default log.target stderr" },
+		{ c.log_level, LOG_LVL_INFO, "default log.level info" },
+		{ c.idle_timeout, 0, "default eviction.idle_timeout" },
+		{ c.keepalive, 0, "default eviction.keepalive" },
+		{ c.probe_lead, 0, "default eviction.probe_lead (automatic)" },
+		{ c.max_idle, 7200, "default eviction.max_idle" },
+		{ c.probe_rate, 100, "default eviction.probe_rate" },
+		{ c.probe_retries, 3, "default eviction.probe_retries" },
+		{ c.probe_side, PROBE_SERVER, "default eviction.probe_side server" },
+		{ c.watch_min_gap, 0, "default eviction.watch_min_gap (automatic)" },
+		{ c.n_overrides, 0, "default eviction.overrides is empty" },
+		{ c.policy.drop_injected, 1, "default policy.actions.injected drop" },
+		{ c.policy.drop_invalid_seq, 0, "default policy.actions.invalid_seq accept" },
+	};
+
+	check_values(values, sizeof(values) / sizeof(values[0]));
 	TAP_EQ_S(c.events_path, "-", "default events.path");
-	TAP_EQ_U(c.events_rate, 1000, "default events.rate");
-	TAP_EQ_U(c.events_burst, 5000, "default events.burst");
-	TAP_EQ_U(c.events_alert_rate, 100, "default events.alert_rate");
-	TAP_EQ_U(c.events_alert_burst, 1000, "default events.alert_burst");
-	TAP_EQ_U(c.log_syslog, 0, "default log.target stderr");
-	TAP_EQ_U(c.log_level, LOG_LVL_INFO, "default log.level info");
-	TAP_EQ_U(c.idle_timeout, 0, "default eviction.idle_timeout");
-	TAP_EQ_U(c.keepalive, 0, "default eviction.keepalive");
-	TAP_EQ_U(c.probe_lead, 0, "default eviction.probe_lead (automatic)");
-	TAP_EQ_U(c.max_idle, 7200, "default eviction.max_idle");
-	TAP_EQ_U(c.probe_rate, 100, "default eviction.probe_rate");
-	TAP_EQ_U(c.probe_retries, 3, "default eviction.probe_retries");
-	TAP_OK(c.probe_side == PROBE_SERVER, "default eviction.probe_side server");
-	TAP_EQ_U(c.watch_min_gap, 0, "default eviction.watch_min_gap (automatic)");
-	TAP_EQ_U(c.n_overrides, 0, "default eviction.overrides is empty");
-	TAP_EQ_U(c.policy.drop_injected, 1, "default policy.actions.injected drop");
-	TAP_EQ_U(c.policy.drop_invalid_seq, 0, "default policy.actions.invalid_seq accept");
 	TAP_OK(c.policy.n_protect == 0 && c.policy.n_exempt == 0 && c.policy.n_exempt_ports == 0,
 	    "default policy lists are empty");
 	TAP_EQ_S(c.source, "", "default source is empty");
@@ -208,7 +168,7 @@ test_sample_file(void)
 	    errs.count);
 	CFG_PrintErrors(&errs, stdout);
 	CFG_SetDefaults(&d);
-	diff = config_diff(&c, &d);
+	diff = CFG_Diff(&c, &d);
 	TAP_OK(diff == NULL, "sample file yields exactly the defaults (first difference: %s)",
 	    diff ? diff : "none");
 	TAP_EQ_S(c.source, path, "source is the file name");
@@ -225,7 +185,7 @@ test_empty_file(void)
 
 	check_ok("# nothing but a comment\n", &c, "empty file");
 	CFG_SetDefaults(&d);
-	diff = config_diff(&c, &d);
+	diff = CFG_Diff(&c, &d);
 	TAP_OK(diff == NULL, "empty file yields the defaults (first difference: %s)",
 	    diff ? diff : "none");
 	CFG_Free(&c);
@@ -256,26 +216,30 @@ test_every_key(void)
 	struct config c;
 
 	check_ok(text, &c, "every key changed");
-	TAP_OK(c.mode == RG_MODE_ENFORCE, "mode enforce");
-	TAP_EQ_U(c.queue_num, 100, "queue.num");
-	TAP_EQ_U(c.queue_count, 4, "queue.count");
-	TAP_EQ_U(c.queue_maxlen, 8192, "queue.maxlen (hexadecimal)");
-	TAP_EQ_U(c.copy_range, 1500, "queue.copy_range");
-	TAP_EQ_U(c.fail_open, 0, "queue.fail_open");
-	TAP_EQ_U(c.rcvbuf, 16777216, "queue.rcvbuf (L suffix)");
-	TAP_EQ_U(c.batch, 128, "queue.batch");
-	TAP_EQ_U(c.flows_max, 1048576, "flows.max");
-	TAP_EQ_U(c.timeout.syn, 20, "flows.timeout.syn");
-	TAP_EQ_U(c.timeout.established, 86401, "flows.timeout.established");
-	TAP_EQ_U(c.timeout.closing, 60, "flows.timeout.closing");
-	TAP_EQ_U(c.timeout.closed, 5, "flows.timeout.closed");
+	const struct uint_case values[] = {
+		{ c.mode, RG_MODE_ENFORCE, "mode enforce" },
+		{ c.queue_num, 100, "queue.num" },
+		{ c.queue_count, 4, "queue.count" },
+		{ c.queue_maxlen, 8192, "queue.maxlen (hexadecimal)" },
+		{ c.copy_range, 1500, "queue.copy_range" },
+		{ c.fail_open, 0, "queue.fail_open" },
+		{ c.rcvbuf, 16777216, "queue.rcvbuf (L suffix)" },
+		{ c.batch, 128, "queue.batch" },
+		{ c.flows_max, 1048576, "flows.max" },
+		{ c.timeout.syn, 20, "flows.timeout.syn" },
+		{ c.timeout.established, 86401, "flows.timeout.established" },
+		{ c.timeout.closing, 60, "flows.timeout.closing" },
+		{ c.timeout.closed, 5, "flows.timeout.closed" },
+		{ c.events_rate, 200, "events.rate" },
+		{ c.events_burst, 200, "events.burst (equal to rate is fine)" },
+		{ c.log_syslog, 1, "log.target syslog" },
+		{ c.log_level, LOG_LVL_DEBUG, "log.level debug" },
+		{ c.idle_timeout, 86400, "eviction.idle_timeout" },
+		{ c.keepalive, 1, "eviction.keepalive" },
+	};
+
+	check_values(values, sizeof(values) / sizeof(values[0]));
 	TAP_EQ_S(c.events_path, "/var/log/rstguard/eve.json", "events.path");
-	TAP_EQ_U(c.events_rate, 200, "events.rate");
-	TAP_EQ_U(c.events_burst, 200, "events.burst (equal to rate is fine)");
-	TAP_EQ_U(c.log_syslog, 1, "log.target syslog");
-	TAP_EQ_U(c.log_level, LOG_LVL_DEBUG, "log.level debug");
-	TAP_EQ_U(c.idle_timeout, 86400, "eviction.idle_timeout");
-	TAP_EQ_U(c.keepalive, 1, "eviction.keepalive");
 	TAP_EQ_S(c.source, tmp_path, "source");
 	CFG_Free(&c);
 }
@@ -332,24 +296,30 @@ test_read_errors(void)
 	CFG_FreeErrors(&errs);
 	CFG_Free(&c);
 
-	check_error("mode = \"detect\";\nqueue = {\n  num = ;\n};\n", 3, "syntax error",
-	    "syntax error");
-	check_error("mode = \"detect\"\nqueue = { num = 1; }\nlog = { level = \"debug\" ;\n", 4,
-	    "syntax error", "unterminated group");
-	check_error("queue = { num = 1; };\n\nqueue = { count = 2; };\n", 3,
-	    "duplicate setting name", "duplicate key");
+	static const struct error_case errors[] = {
+		{ "mode = \"detect\";\nqueue = {\n  num = ;\n};\n", 3, "syntax error",
+		    "syntax error" },
+		{ "mode = \"detect\"\nqueue = { num = 1; }\nlog = { level = \"debug\" ;\n", 4,
+		    "syntax error", "unterminated group" },
+		{ "queue = { num = 1; };\n\nqueue = { count = 2; };\n", 3,
+		    "duplicate setting name", "duplicate key" },
+	};
+	check_errors(errors, sizeof(errors) / sizeof(errors[0]));
 }
 
 static void
 test_unknown_keys(void)
 {
-	check_error("mode = \"detect\";\n\nfoo = 1;\n", 3, "unknown key 'foo'", "unknown top-level key");
-	check_error("queue = {\n  num = 1;\n  numm = 2;\n};\n", 3, "unknown key 'queue.numm'",
-	    "unknown key in a group");
-	check_error("flows = {\n  timeout = {\n    syn = 5;\n\n    establihsed = 60;\n  };\n};\n", 5,
-	    "unknown key 'flows.timeout.establihsed'", "unknown key two levels down");
-	check_error("\n\nstats = { port = 9100; bogus = 1; };\n", 3, "unknown key 'stats'",
-	    "unknown group reported once, not its members");
+	static const struct error_case errors[] = {
+		{ "mode = \"detect\";\n\nfoo = 1;\n", 3, "unknown key 'foo'", "unknown top-level key" },
+		{ "queue = {\n  num = 1;\n  numm = 2;\n};\n", 3, "unknown key 'queue.numm'",
+		    "unknown key in a group" },
+		{ "flows = {\n  timeout = {\n    syn = 5;\n\n    establihsed = 60;\n  };\n};\n", 5,
+		    "unknown key 'flows.timeout.establihsed'", "unknown key two levels down" },
+		{ "\n\nstats = { port = 9100; bogus = 1; };\n", 3, "unknown key 'stats'",
+		    "unknown group reported once, not its members" },
+	};
+	check_errors(errors, sizeof(errors) / sizeof(errors[0]));
 }
 
 static void
@@ -366,64 +336,70 @@ test_wrong_types(void)
 	CFG_FreeErrors(&errs);
 	CFG_Free(&c);
 
-	check_error("events = {\n  rate = 1.5;\n};\n", 2, "events.rate: expected an integer",
-	    "float for an integer");
-	check_error("queue = { num = true; };\n", 1, "queue.num: expected an integer",
-	    "boolean for an integer");
-	check_error("queue = {\n  count = [ 1, 2 ];\n};\n", 2, "queue.count: expected an integer",
-	    "array for an integer");
-	check_error("queue = {\n  fail_open = 1;\n};\n", 2,
-	    "queue.fail_open: expected a boolean (true or false)", "integer for a boolean");
-	check_error("eviction = { keepalive = \"yes\"; };\n", 1,
-	    "eviction.keepalive: expected a boolean (true or false)", "string for a boolean");
-	check_error("\nmode = 1;\n", 2, "mode: expected a string", "integer for a string");
-	check_error("log = { level = { x = 1; }; };\n", 1, "log.level: expected a string",
-	    "group for a string");
-	check_error("\n\nqueue = 5;\n", 3, "queue: expected a group", "scalar for a group");
-	check_error("flows = {\n  timeout = 30;\n};\n", 2, "flows.timeout: expected a group",
-	    "scalar for a nested group");
-	check_error("events = ( \"-\", 10 );\n", 1, "events: expected a group", "list for a group");
+	static const struct error_case errors[] = {
+		{ "events = {\n  rate = 1.5;\n};\n", 2, "events.rate: expected an integer",
+		    "float for an integer" },
+		{ "queue = { num = true; };\n", 1, "queue.num: expected an integer",
+		    "boolean for an integer" },
+		{ "queue = {\n  count = [ 1, 2 ];\n};\n", 2, "queue.count: expected an integer",
+		    "array for an integer" },
+		{ "queue = {\n  fail_open = 1;\n};\n", 2,
+		    "queue.fail_open: expected a boolean (true or false)", "integer for a boolean" },
+		{ "eviction = { keepalive = \"yes\"; };\n", 1,
+		    "eviction.keepalive: expected a boolean (true or false)", "string for a boolean" },
+		{ "\nmode = 1;\n", 2, "mode: expected a string", "integer for a string" },
+		{ "log = { level = { x = 1; }; };\n", 1, "log.level: expected a string",
+		    "group for a string" },
+		{ "\n\nqueue = 5;\n", 3, "queue: expected a group", "scalar for a group" },
+		{ "flows = {\n  timeout = 30;\n};\n", 2, "flows.timeout: expected a group",
+		    "scalar for a nested group" },
+		{ "events = ( \"-\", 10 );\n", 1, "events: expected a group", "list for a group" },
+	};
+	check_errors(errors, sizeof(errors) / sizeof(errors[0]));
 }
 
 static void
 test_ranges(void)
 {
-	check_error("queue = {\n  count = 0;\n};\n", 2, "queue.count: 0 is out of range 1..64",
-	    "queue.count low");
-	check_error("queue = {\n  count = 65;\n};\n", 2, "queue.count: 65 is out of range 1..64",
-	    "queue.count high");
-	check_error("queue = { num = -1; };\n", 1, "queue.num: -1 is out of range 0..65535",
-	    "negative queue.num");
-	check_error("queue = { num = 65536; };\n", 1, "queue.num: 65536 is out of range 0..65535",
-	    "queue.num high");
-	check_error("queue = { maxlen = 15; };\n", 1, "queue.maxlen: 15 is out of range 16..1048576",
-	    "queue.maxlen low");
-	check_error("queue = { copy_range = 127; };\n", 1,
-	    "queue.copy_range: 127 is out of range 128..65535", "queue.copy_range low");
-	check_error("queue = { batch = 1025; };\n", 1, "queue.batch: 1025 is out of range 1..1024",
-	    "queue.batch high");
-	check_error("queue = {\n\n  rcvbuf = 65535;\n};\n", 3,
-	    "queue.rcvbuf: 65535 is out of range 65536..1073741824 (or 0 for the kernel default)",
-	    "queue.rcvbuf between 0 and its minimum");
-	check_error("queue = { rcvbuf = 2147483648L; };\n", 1,
-	    "queue.rcvbuf: 2147483648 is out of range 65536..1073741824 (or 0 for the kernel default)",
-	    "queue.rcvbuf high, int64");
-	check_error("flows = { max = 1023; };\n", 1, "flows.max: 1023 is out of range 1024..16777216",
-	    "flows.max low");
-	check_error("flows = { timeout = { closed = 0; }; };\n", 1,
-	    "flows.timeout.closed: 0 is out of range 1..2592000", "flows.timeout.closed low");
-	check_error("flows = { timeout = { closing = 2592001; }; };\n", 1,
-	    "flows.timeout.closing: 2592001 is out of range 1..2592000", "flows.timeout.closing high");
-	check_error("events = { rate = 0; };\n", 1, "events.rate: 0 is out of range 1..1000000",
-	    "events.rate low");
-	check_error("events = { burst = 10000001; rate = 1000; };\n", 1,
-	    "events.burst: 10000001 is out of range 1..10000000", "events.burst high");
-	check_error("eviction = { idle_timeout = 9; };\n", 1,
-	    "eviction.idle_timeout: 9 is out of range 10..86400 (or 0 when not configured)",
-	    "eviction.idle_timeout low");
-	check_error("eviction = { idle_timeout = 86401; };\n", 1,
-	    "eviction.idle_timeout: 86401 is out of range 10..86400 (or 0 when not configured)",
-	    "eviction.idle_timeout high");
+	static const struct error_case errors[] = {
+		{ "queue = {\n  count = 0;\n};\n", 2, "queue.count: 0 is out of range 1..64",
+		    "queue.count low" },
+		{ "queue = {\n  count = 65;\n};\n", 2, "queue.count: 65 is out of range 1..64",
+		    "queue.count high" },
+		{ "queue = { num = -1; };\n", 1, "queue.num: -1 is out of range 0..65535",
+		    "negative queue.num" },
+		{ "queue = { num = 65536; };\n", 1, "queue.num: 65536 is out of range 0..65535",
+		    "queue.num high" },
+		{ "queue = { maxlen = 15; };\n", 1, "queue.maxlen: 15 is out of range 16..1048576",
+		    "queue.maxlen low" },
+		{ "queue = { copy_range = 127; };\n", 1,
+		    "queue.copy_range: 127 is out of range 128..65535", "queue.copy_range low" },
+		{ "queue = { batch = 1025; };\n", 1, "queue.batch: 1025 is out of range 1..1024",
+		    "queue.batch high" },
+		{ "queue = {\n\n  rcvbuf = 65535;\n};\n", 3,
+		    "queue.rcvbuf: 65535 is out of range 65536..1073741824 (or 0 for the kernel default)",
+		    "queue.rcvbuf between 0 and its minimum" },
+		{ "queue = { rcvbuf = 2147483648L; };\n", 1,
+		    "queue.rcvbuf: 2147483648 is out of range 65536..1073741824 (or 0 for the kernel default)",
+		    "queue.rcvbuf high, int64" },
+		{ "flows = { max = 1023; };\n", 1, "flows.max: 1023 is out of range 1024..16777216",
+		    "flows.max low" },
+		{ "flows = { timeout = { closed = 0; }; };\n", 1,
+		    "flows.timeout.closed: 0 is out of range 1..2592000", "flows.timeout.closed low" },
+		{ "flows = { timeout = { closing = 2592001; }; };\n", 1,
+		    "flows.timeout.closing: 2592001 is out of range 1..2592000", "flows.timeout.closing high" },
+		{ "events = { rate = 0; };\n", 1, "events.rate: 0 is out of range 1..1000000",
+		    "events.rate low" },
+		{ "events = { burst = 10000001; rate = 1000; };\n", 1,
+		    "events.burst: 10000001 is out of range 1..10000000", "events.burst high" },
+		{ "eviction = { idle_timeout = 9; };\n", 1,
+		    "eviction.idle_timeout: 9 is out of range 10..86400 (or 0 when not configured)",
+		    "eviction.idle_timeout low" },
+		{ "eviction = { idle_timeout = 86401; };\n", 1,
+		    "eviction.idle_timeout: 86401 is out of range 10..86400 (or 0 when not configured)",
+		    "eviction.idle_timeout high" },
+	};
+	check_errors(errors, sizeof(errors) / sizeof(errors[0]));
 }
 
 /* libconfig 1.5 truncates integer literals beyond 32 bits written without the L suffix. */
@@ -432,14 +408,17 @@ test_truncated_literals(void)
 {
 	struct config c;
 
-	check_error("queue = {\n  rcvbuf = 4294967296;\n};\n", 2,
-	    "queue.rcvbuf: 4294967296 is out of range 65536..1073741824 (or 0 for the kernel default)",
-	    "4 GiB without L (libconfig makes it 0) is not the kernel default");
-	check_error("queue = { rcvbuf = 4295032832; };\n", 1,
-	    "queue.rcvbuf: 4295032832 is out of range 65536..1073741824 (or 0 for the kernel default)",
-	    "2^32 + 65536 without L is not 65536");
-	check_error("queue = { num = 0x100000001; };\n", 1,
-	    "queue.num: 0x100000001 is out of range 0..65535", "hexadecimal beyond 32 bits");
+	static const struct error_case errors[] = {
+		{ "queue = {\n  rcvbuf = 4294967296;\n};\n", 2,
+		    "queue.rcvbuf: 4294967296 is out of range 65536..1073741824 (or 0 for the kernel default)",
+		    "4 GiB without L (libconfig makes it 0) is not the kernel default" },
+		{ "queue = { rcvbuf = 4295032832; };\n", 1,
+		    "queue.rcvbuf: 4295032832 is out of range 65536..1073741824 (or 0 for the kernel default)",
+		    "2^32 + 65536 without L is not 65536" },
+		{ "queue = { num = 0x100000001; };\n", 1,
+		    "queue.num: 0x100000001 is out of range 0..65535", "hexadecimal beyond 32 bits" },
+	};
+	check_errors(errors, sizeof(errors) / sizeof(errors[0]));
 	check_ok("events = { path = \"rate = 5 \\\" rate = 7\"; rate = 10; burst = 20; };\n"
 	    "eviction = { /* idle_timeout = 1 */ idle_timeout = 60; }; # idle_timeout = 2\n",
 	    &c, "literal check skips strings and comments");
@@ -453,59 +432,64 @@ test_truncated_literals(void)
 static void
 test_enums(void)
 {
-	check_error("\nmode = \"block\";\n", 2,
-	    "mode: invalid value \"block\" (expected detect or enforce)", "bad mode");
-	check_error("log = {\n  level = \"verbose\";\n};\n", 2,
-	    "log.level: invalid value \"verbose\" (expected error, warning, info or debug)",
-	    "bad log.level");
-	check_error("log = { target = \"file\"; };\n", 1,
-	    "log.target: invalid value \"file\" (expected stderr or syslog)", "bad log.target");
-	check_error("events = {\n  path = \"\";\n};\n", 2,
-	    "events.path: invalid value \"\" (expected a file name, or - for stdout)",
-	    "empty events.path");
+	static const struct error_case errors[] = {
+		{ "\nmode = \"block\";\n", 2,
+		    "mode: invalid value \"block\" (expected detect or enforce)", "bad mode" },
+		{ "log = {\n  level = \"verbose\";\n};\n", 2,
+		    "log.level: invalid value \"verbose\" (expected error, warning, info or debug)",
+		    "bad log.level" },
+		{ "log = { target = \"file\"; };\n", 1,
+		    "log.target: invalid value \"file\" (expected stderr or syslog)", "bad log.target" },
+		{ "events = {\n  path = \"\";\n};\n", 2,
+		    "events.path: invalid value \"\" (expected a file name, or - for stdout)",
+		    "empty events.path" },
+	};
+	check_errors(errors, sizeof(errors) / sizeof(errors[0]));
 }
 
 static void
 test_cross_fields(void)
 {
-	check_error("events = {\n  rate = 6000;\n};\n", 2,
-	    "events.burst (5000) must be at least events.rate (6000)",
-	    "rate above the default burst: reported at rate");
-	check_error("events = {\n  rate = 100;\n  burst = 50;\n};\n", 3,
-	    "events.burst (50) must be at least events.rate (100)", "burst below rate: at burst");
-	check_error("events = {\n  alert_rate = 100;\n  alert_burst = 50;\n};\n", 3,
-	    "events.alert_burst (50) must be at least events.alert_rate (100)",
-	    "alert_burst below alert_rate: at alert_burst");
-	check_error("events = {\n  alert_rate = 2000;\n};\n", 2,
-	    "events.alert_burst (1000) must be at least events.alert_rate (2000)",
-	    "alert_rate above the default alert_burst: at alert_rate");
-	check_error("events = { alert_rate = 0; };\n", 1,
-	    "events.alert_rate: 0 is out of range 1..1000000", "events.alert_rate low");
-	check_error("eviction = {\n  keepalive = true;\n};\n", 2,
-	    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
-	    "keepalive without idle_timeout");
-	check_error("eviction = {\n  idle_timeout = 0;\n  keepalive = true;\n};\n", 3,
-	    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
-	    "keepalive with idle_timeout 0");
-	check_error("eviction = {\n  idle_timeout = 7440;\n};\n", 2,
-	    "flows.timeout.established must be longer than eviction.idle_timeout",
-	    "idle_timeout equal to the default established timeout");
-	check_error("flows = {\n  timeout = {\n    established = 600;\n  };\n};\n"
-	    "eviction = {\n  idle_timeout = 900;\n};\n", 3,
-	    "flows.timeout.established must be longer than eviction.idle_timeout",
-	    "established shorter than idle_timeout: at established");
-	check_error("queue = {\n  num = 65500;\n  count = 64;\n};\n", 3,
-	    "queue.num + queue.count - 1 is 65563, beyond the last queue number 65535",
-	    "queue range beyond 65535");
-	check_error("queue = {\n  num = 65535;\n};\nqueue2 = 1;\n", 4, "unknown key 'queue2'",
-	    "num 65535 with the default count is fine");
-
-	/* A rejected value keeps its default and triggers no cross-field noise. */
-	check_error("events = {\n  rate = 100;\n  burst = \"50\";\n};\n", 3,
-	    "events.burst: expected an integer", "no cross check on a rejected burst");
-	check_error("eviction = {\n  idle_timeout = 5;\n  keepalive = true;\n};\n", 2,
-	    "eviction.idle_timeout: 5 is out of range 10..86400 (or 0 when not configured)",
-	    "no keepalive error when idle_timeout was rejected");
+	static const struct error_case errors[] = {
+		{ "events = {\n  rate = 6000;\n};\n", 2,
+		    "events.burst (5000) must be at least events.rate (6000)",
+		    "rate above the default burst: reported at rate" },
+		{ "events = {\n  rate = 100;\n  burst = 50;\n};\n", 3,
+		    "events.burst (50) must be at least events.rate (100)", "burst below rate: at burst" },
+		{ "events = {\n  alert_rate = 100;\n  alert_burst = 50;\n};\n", 3,
+		    "events.alert_burst (50) must be at least events.alert_rate (100)",
+		    "alert_burst below alert_rate: at alert_burst" },
+		{ "events = {\n  alert_rate = 2000;\n};\n", 2,
+		    "events.alert_burst (1000) must be at least events.alert_rate (2000)",
+		    "alert_rate above the default alert_burst: at alert_rate" },
+		{ "events = { alert_rate = 0; };\n", 1,
+		    "events.alert_rate: 0 is out of range 1..1000000", "events.alert_rate low" },
+		{ "eviction = {\n  keepalive = true;\n};\n", 2,
+		    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
+		    "keepalive without idle_timeout" },
+		{ "eviction = {\n  idle_timeout = 0;\n  keepalive = true;\n};\n", 3,
+		    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
+		    "keepalive with idle_timeout 0" },
+		{ "eviction = {\n  idle_timeout = 7440;\n};\n", 2,
+		    "flows.timeout.established must be longer than eviction.idle_timeout",
+		    "idle_timeout equal to the default established timeout" },
+		{ "flows = {\n  timeout = {\n    established = 600;\n  };\n};\n"
+		    "eviction = {\n  idle_timeout = 900;\n};\n", 3,
+		    "flows.timeout.established must be longer than eviction.idle_timeout",
+		    "established shorter than idle_timeout: at established" },
+		{ "queue = {\n  num = 65500;\n  count = 64;\n};\n", 3,
+		    "queue.num + queue.count - 1 is 65563, beyond the last queue number 65535",
+		    "queue range beyond 65535" },
+		{ "queue = {\n  num = 65535;\n};\nqueue2 = 1;\n", 4, "unknown key 'queue2'",
+		    "num 65535 with the default count is fine" },
+		/* A rejected value keeps its default and triggers no cross-field noise. */
+		{ "events = {\n  rate = 100;\n  burst = \"50\";\n};\n", 3,
+		    "events.burst: expected an integer", "no cross check on a rejected burst" },
+		{ "eviction = {\n  idle_timeout = 5;\n  keepalive = true;\n};\n", 2,
+		    "eviction.idle_timeout: 5 is out of range 10..86400 (or 0 when not configured)",
+		    "no keepalive error when idle_timeout was rejected" },
+	};
+	check_errors(errors, sizeof(errors) / sizeof(errors[0]));
 }
 
 static void
@@ -561,21 +545,14 @@ test_many_errors(void)
 static void
 test_include(void)
 {
-	const char *dir = getenv("TMPDIR");
 	char inc[64], text[256];
 	struct config c;
 	struct config_errors errs = { 0 };
-	int fd, rc;
+	int rc;
 	static const char inc_text[] =
 	    "events = {\n  rate = 100;\n  burst = 10;\n};\nqueue = { num = \"1\"; };\n";
 
-	snprintf(inc, sizeof(inc), "%s/rgincXXXXXX", dir && *dir && strlen(dir) < 40 ? dir : "/tmp");
-	if ((fd = mkstemp(inc)) < 0 ||
-	    write(fd, inc_text, sizeof(inc_text) - 1) != (ssize_t)(sizeof(inc_text) - 1)) {
-		perror("include file");
-		exit(99);
-	}
-	close(fd);
+	tmp_write(inc, sizeof(inc), "rginc", inc_text);
 	snprintf(text, sizeof(text), "mode = \"enforce\";\n@include \"%s\"\nfoo = 1;\n", inc);
 	rc = load_text(text, &c, &errs);
 	unlink(inc);
@@ -599,13 +576,12 @@ test_include(void)
 static void
 test_include_hostile(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	char dir[64], sub[96], fifo[96], self[96], deep[96], text[512], want[256];
 	struct config c;
 	struct config_errors errs = { 0 };
 	int rc, fd;
 
-	snprintf(dir, sizeof(dir), "%s/rgincdXXXXXX", tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+	tmp_template(dir, sizeof(dir), "rgincd");
 	if (mkdtemp(dir) == NULL) {
 		perror("mkdtemp");
 		exit(99);
@@ -763,7 +739,7 @@ test_copy(void)
 	    " idle_timeout = 350; }, { network = \"2001:db8::/32\"; idle_timeout = 240; } ); };\n",
 	    &a, "config to copy");
 	CFG_Copy(&b, &a);
-	TAP_OK(config_diff(&a, &b) == NULL, "copy equals the original");
+	TAP_OK(CFG_Diff(&a, &b) == NULL, "copy equals the original");
 	TAP_OK(b.events_path != a.events_path && b.source != a.source, "copy owns its strings");
 	TAP_EQ_S(b.source, a.source, "copy keeps the source");
 	CFG_Free(&a);
@@ -920,77 +896,78 @@ test_policy_errors(void)
 	int rc;
 
 	/* actions */
-	check_error("policy = {\n  actions = {\n    forged = \"drop\";\n  };\n};\n", 3,
-	    "unknown key 'policy.actions.forged'", "unknown action key");
-	check_error("policy = {\n  actions = {\n    injected = \"drop\";\n    abort = \"drop\";\n"
-	    "  };\n};\n", 4, "policy.actions.abort: genuine RSTs are never dropped",
-	    "genuine cause named");
-	check_error("policy = { actions = {\n refused = \"accept\"; }; };\n", 2,
-	    "policy.actions.refused: genuine RSTs are never dropped",
-	    "genuine cause named, even to accept it");
-	check_error("policy = { actions = { idle_eviction = \"drop\"; }; };\n", 1,
-	    "policy.actions.idle_eviction: eviction RSTs are never dropped (the client would hang)",
-	    "eviction named");
-	check_error("policy = { actions = { no_flow = \"drop\"; }; };\n", 1,
-	    "policy.actions.no_flow: RSTs of untracked flows are never dropped", "no_flow named");
-	check_error("policy = {\n  actions = {\n\n    injected = \"block\";\n  };\n};\n", 4,
-	    "policy.actions.injected: invalid value \"block\" (expected drop or accept)",
-	    "bad action string");
-	check_error("policy = { actions = { invalid_seq = \"Drop\"; }; };\n", 1,
-	    "policy.actions.invalid_seq: invalid value \"Drop\" (expected drop or accept)",
-	    "action strings are case-sensitive");
-	check_error("policy = { actions = { injected = true; }; };\n", 1,
-	    "policy.actions.injected: expected a string", "boolean for an action");
-	check_error("policy = {\n  actions = \"drop\";\n};\n", 2, "policy.actions: expected a group",
-	    "string for actions");
-	check_error("\npolicy = [ \"198.18.0.0/15\" ];\n", 2, "policy: expected a group",
-	    "list for policy");
-	check_error("policy = {\n  protected = [ ];\n};\n", 2, "unknown key 'policy.protected'",
-	    "unknown policy key");
-
-	/* networks */
-	check_error("policy = {\n  protect = [ \"198.18.0.0/15\",\n    \"198.18.1.1/15\" ];\n};\n", 3,
-	    "policy.protect: 198.18.1.1/15 has host bits set", "host bits, at the element's line");
-	check_error("policy = { exempt = [ \"2001:db8::1/64\" ]; };\n", 1,
-	    "policy.exempt: 2001:db8::1/64 has host bits set", "IPv6 host bits");
-	check_error("policy = {\n  protect = [ \"198.18.0.0/33\" ];\n};\n", 2,
-	    "policy.protect: 198.18.0.0/33 has a prefix longer than 32", "IPv4 prefix too long");
-	check_error("policy = { exempt = ( \"2001:db8::/129\" ); };\n", 1,
-	    "policy.exempt: 2001:db8::/129 has a prefix longer than 128", "IPv6 prefix too long");
-	check_error("policy = {\n  protect = [\n    \"gateway\"\n  ];\n};\n", 3,
-	    "policy.protect: invalid value \"gateway\" (expected an IPv4 or IPv6 address, "
-	    "optionally with /prefix)", "bad CIDR");
-	check_error("policy = { protect = [ \"198.18.0.0/\" ]; };\n", 1,
-	    "policy.protect: invalid value \"198.18.0.0/\" (expected an IPv4 or IPv6 address, "
-	    "optionally with /prefix)", "empty prefix");
-	check_error("policy = { protect = ( \"198.18.0.0/15\",\n 15 ); };\n", 2,
-	    "policy.protect: element 2: expected a string", "integer in a network list");
-	check_error("policy = { exempt = [ 1 ]; };\n", 1,
-	    "policy.exempt: element 1: expected a string", "integer array for networks");
-	check_error("policy = {\n  protect = \"198.18.0.0/15\";\n};\n", 2,
-	    "policy.protect: expected a list", "string for a network list");
-	check_error("policy = { exempt = { a = 1; }; };\n", 1, "policy.exempt: expected a list",
-	    "group for a network list");
-
-	/* ports */
-	check_error("policy = {\n  exempt_ports = [ 22,\n    0 ];\n};\n", 3,
-	    "policy.exempt_ports: 0 is out of range 1..65535", "port 0");
-	check_error("policy = { exempt_ports = [ 65536 ]; };\n", 1,
-	    "policy.exempt_ports: 65536 is out of range 1..65535", "port 65536");
-	check_error("policy = { exempt_ports = ( -1 ); };\n", 1,
-	    "policy.exempt_ports: -1 is out of range 1..65535", "negative port");
-	check_error("policy = { exempt_ports = [ 22, /* 4294967296 */ 4294967376 ]; };\n", 1,
-	    "policy.exempt_ports: 4294967376 is out of range 1..65535",
-	    "2^32 + 80 without L (libconfig makes it 80) is not port 80");
-	check_error("policy = { exempt_ports = [\n  22, # ssh\n  0x100000050\n]; };\n", 3,
-	    "policy.exempt_ports: 0x100000050 is out of range 1..65535",
-	    "hexadecimal beyond 32 bits, after a comment");
-	check_error("policy = { exempt_ports = [ \"80\" ]; };\n", 1,
-	    "policy.exempt_ports: element 1: expected an integer", "string in a port list");
-	check_error("policy = { exempt_ports = ( 80, 1.5 ); };\n", 1,
-	    "policy.exempt_ports: element 2: expected an integer", "float in a port list");
-	check_error("policy = {\n  exempt_ports = 80;\n};\n", 2,
-	    "policy.exempt_ports: expected a list", "scalar for a port list");
+	static const struct error_case errors[] = {
+		{ "policy = {\n  actions = {\n    forged = \"drop\";\n  };\n};\n", 3,
+		    "unknown key 'policy.actions.forged'", "unknown action key" },
+		{ "policy = {\n  actions = {\n    injected = \"drop\";\n    abort = \"drop\";\n"
+		    "  };\n};\n", 4, "policy.actions.abort: genuine RSTs are never dropped",
+		    "genuine cause named" },
+		{ "policy = { actions = {\n refused = \"accept\"; }; };\n", 2,
+		    "policy.actions.refused: genuine RSTs are never dropped",
+		    "genuine cause named, even to accept it" },
+		{ "policy = { actions = { idle_eviction = \"drop\"; }; };\n", 1,
+		    "policy.actions.idle_eviction: eviction RSTs are never dropped (the client would hang)",
+		    "eviction named" },
+		{ "policy = { actions = { no_flow = \"drop\"; }; };\n", 1,
+		    "policy.actions.no_flow: RSTs of untracked flows are never dropped", "no_flow named" },
+		{ "policy = {\n  actions = {\n\n    injected = \"block\";\n  };\n};\n", 4,
+		    "policy.actions.injected: invalid value \"block\" (expected drop or accept)",
+		    "bad action string" },
+		{ "policy = { actions = { invalid_seq = \"Drop\"; }; };\n", 1,
+		    "policy.actions.invalid_seq: invalid value \"Drop\" (expected drop or accept)",
+		    "action strings are case-sensitive" },
+		{ "policy = { actions = { injected = true; }; };\n", 1,
+		    "policy.actions.injected: expected a string", "boolean for an action" },
+		{ "policy = {\n  actions = \"drop\";\n};\n", 2, "policy.actions: expected a group",
+		    "string for actions" },
+		{ "\npolicy = [ \"198.18.0.0/15\" ];\n", 2, "policy: expected a group",
+		    "list for policy" },
+		{ "policy = {\n  protected = [ ];\n};\n", 2, "unknown key 'policy.protected'",
+		    "unknown policy key" },
+		/* networks */
+		{ "policy = {\n  protect = [ \"198.18.0.0/15\",\n    \"198.18.1.1/15\" ];\n};\n", 3,
+		    "policy.protect: 198.18.1.1/15 has host bits set", "host bits, at the element's line" },
+		{ "policy = { exempt = [ \"2001:db8::1/64\" ]; };\n", 1,
+		    "policy.exempt: 2001:db8::1/64 has host bits set", "IPv6 host bits" },
+		{ "policy = {\n  protect = [ \"198.18.0.0/33\" ];\n};\n", 2,
+		    "policy.protect: 198.18.0.0/33 has a prefix longer than 32", "IPv4 prefix too long" },
+		{ "policy = { exempt = ( \"2001:db8::/129\" ); };\n", 1,
+		    "policy.exempt: 2001:db8::/129 has a prefix longer than 128", "IPv6 prefix too long" },
+		{ "policy = {\n  protect = [\n    \"gateway\"\n  ];\n};\n", 3,
+		    "policy.protect: invalid value \"gateway\" (expected an IPv4 or IPv6 address, "
+		    "optionally with /prefix)", "bad CIDR" },
+		{ "policy = { protect = [ \"198.18.0.0/\" ]; };\n", 1,
+		    "policy.protect: invalid value \"198.18.0.0/\" (expected an IPv4 or IPv6 address, "
+		    "optionally with /prefix)", "empty prefix" },
+		{ "policy = { protect = ( \"198.18.0.0/15\",\n 15 ); };\n", 2,
+		    "policy.protect: element 2: expected a string", "integer in a network list" },
+		{ "policy = { exempt = [ 1 ]; };\n", 1,
+		    "policy.exempt: element 1: expected a string", "integer array for networks" },
+		{ "policy = {\n  protect = \"198.18.0.0/15\";\n};\n", 2,
+		    "policy.protect: expected a list", "string for a network list" },
+		{ "policy = { exempt = { a = 1; }; };\n", 1, "policy.exempt: expected a list",
+		    "group for a network list" },
+		/* ports */
+		{ "policy = {\n  exempt_ports = [ 22,\n    0 ];\n};\n", 3,
+		    "policy.exempt_ports: 0 is out of range 1..65535", "port 0" },
+		{ "policy = { exempt_ports = [ 65536 ]; };\n", 1,
+		    "policy.exempt_ports: 65536 is out of range 1..65535", "port 65536" },
+		{ "policy = { exempt_ports = ( -1 ); };\n", 1,
+		    "policy.exempt_ports: -1 is out of range 1..65535", "negative port" },
+		{ "policy = { exempt_ports = [ 22, /* 4294967296 */ 4294967376 ]; };\n", 1,
+		    "policy.exempt_ports: 4294967376 is out of range 1..65535",
+		    "2^32 + 80 without L (libconfig makes it 80) is not port 80" },
+		{ "policy = { exempt_ports = [\n  22, # ssh\n  0x100000050\n]; };\n", 3,
+		    "policy.exempt_ports: 0x100000050 is out of range 1..65535",
+		    "hexadecimal beyond 32 bits, after a comment" },
+		{ "policy = { exempt_ports = [ \"80\" ]; };\n", 1,
+		    "policy.exempt_ports: element 1: expected an integer", "string in a port list" },
+		{ "policy = { exempt_ports = ( 80, 1.5 ); };\n", 1,
+		    "policy.exempt_ports: element 2: expected an integer", "float in a port list" },
+		{ "policy = {\n  exempt_ports = 80;\n};\n", 2,
+		    "policy.exempt_ports: expected a list", "scalar for a port list" },
+	};
+	check_errors(errors, sizeof(errors) / sizeof(errors[0]));
 
 	/* sizes: 64 is the limit, the 65th is reported at its own line */
 	t = long_list("protect", LIST_V4, 64);
@@ -1061,12 +1038,15 @@ test_eviction_keys(void)
 	char buf[64];
 
 	check_ok(text, &c, "every eviction key");
-	TAP_EQ_U(c.idle_timeout, 600, "eviction.idle_timeout");
-	TAP_EQ_U(c.keepalive, 1, "eviction.keepalive");
-	TAP_EQ_U(c.probe_lead, 45, "eviction.probe_lead");
-	TAP_EQ_U(c.max_idle, 86400, "eviction.max_idle");
-	TAP_EQ_U(c.probe_rate, 5000, "eviction.probe_rate");
-	TAP_EQ_U(c.probe_retries, 5, "eviction.probe_retries");
+	const struct uint_case values[] = {
+		{ c.idle_timeout, 600, "eviction.idle_timeout" },
+		{ c.keepalive, 1, "eviction.keepalive" },
+		{ c.probe_lead, 45, "eviction.probe_lead" },
+		{ c.max_idle, 86400, "eviction.max_idle" },
+		{ c.probe_rate, 5000, "eviction.probe_rate" },
+		{ c.probe_retries, 5, "eviction.probe_retries" },
+	};
+	check_values(values, sizeof(values) / sizeof(values[0]));
 	TAP_OK(c.probe_side == PROBE_BOTH, "eviction.probe_side both");
 	TAP_EQ_U(c.watch_min_gap, 120, "eviction.watch_min_gap");
 	TAP_EQ_U(c.n_overrides, 4, "eviction.overrides: 4 entries");
@@ -1117,45 +1097,51 @@ test_eviction_errors(void)
 {
 	struct config c;
 
-	check_error("eviction = {\n  probe_side = \"middle\";\n};\n", 2,
-	    "eviction.probe_side: invalid value \"middle\" (expected server, client or both)",
-	    "bad probe_side");
-	check_error("eviction = { probe_side = \"Server\"; };\n", 1,
-	    "eviction.probe_side: invalid value \"Server\" (expected server, client or both)",
-	    "probe_side is case-sensitive");
-	check_error("eviction = {\n\n  probe_side = 1;\n};\n", 3,
-	    "eviction.probe_side: expected a string", "integer for probe_side");
+	static const struct error_case errors[] = {
+		{ "eviction = {\n  probe_side = \"middle\";\n};\n", 2,
+		    "eviction.probe_side: invalid value \"middle\" (expected server, client or both)",
+		    "bad probe_side" },
+		{ "eviction = { probe_side = \"Server\"; };\n", 1,
+		    "eviction.probe_side: invalid value \"Server\" (expected server, client or both)",
+		    "probe_side is case-sensitive" },
+		{ "eviction = {\n\n  probe_side = 1;\n};\n", 3,
+		    "eviction.probe_side: expected a string", "integer for probe_side" },
+	};
+	check_errors(errors, sizeof(errors) / sizeof(errors[0]));
 	check_ok("eviction = {\n  probe_lead = 0;\n};\n", &c, "probe_lead 0: automatic");
 	CFG_Free(&c);
-	check_error("eviction = { probe_lead = 3601; };\n", 1,
-	    "eviction.probe_lead: 3601 is out of range 1..3600 (or 0 for a fifth of each timeout)", "probe_lead high");
-	check_error("eviction = { probe_lead = \"30\"; };\n", 1,
-	    "eviction.probe_lead: expected an integer", "string for probe_lead");
-	check_error("eviction = {\n  max_idle = 59;\n};\n", 2,
-	    "eviction.max_idle: 59 is out of range 60..2592000", "max_idle low");
-	check_error("eviction = { max_idle = 2592001; };\n", 1,
-	    "eviction.max_idle: 2592001 is out of range 60..2592000", "max_idle high");
-	check_error("eviction = { max_idle = 4294967356; };\n", 1,
-	    "eviction.max_idle: 4294967356 is out of range 60..2592000",
-	    "max_idle 2^32 + 60 without L is not 60");
-	check_error("eviction = { probe_rate = 0; };\n", 1,
-	    "eviction.probe_rate: 0 is out of range 1..100000", "probe_rate low");
-	check_error("eviction = { probe_rate = 100001; };\n", 1,
-	    "eviction.probe_rate: 100001 is out of range 1..100000", "probe_rate high");
-	check_error("eviction = { probe_retries = 0; };\n", 1,
-	    "eviction.probe_retries: 0 is out of range 1..10", "probe_retries low");
-	check_error("eviction = {\n  probe_retries = 11;\n};\n", 2,
-	    "eviction.probe_retries: 11 is out of range 1..10", "probe_retries high");
-	check_error("eviction = { probe_retries = 2.5; };\n", 1,
-	    "eviction.probe_retries: expected an integer", "float for probe_retries");
-	check_error("eviction = { watch_min_gap = -1; };\n", 1,
-	    "eviction.watch_min_gap: -1 is out of range 1..86400 (or 0 for automatic)",
-	    "watch_min_gap negative");
-	check_error("eviction = { watch_min_gap = 86401; };\n", 1,
-	    "eviction.watch_min_gap: 86401 is out of range 1..86400 (or 0 for automatic)",
-	    "watch_min_gap high");
-	check_error("eviction = {\n  keepalive = false;\n  probe_interval = 30;\n};\n", 3,
-	    "unknown key 'eviction.probe_interval'", "unknown eviction key");
+	static const struct error_case errors2[] = {
+		{ "eviction = { probe_lead = 3601; };\n", 1,
+		    "eviction.probe_lead: 3601 is out of range 1..3600 (or 0 for a fifth of each timeout)", "probe_lead high" },
+		{ "eviction = { probe_lead = \"30\"; };\n", 1,
+		    "eviction.probe_lead: expected an integer", "string for probe_lead" },
+		{ "eviction = {\n  max_idle = 59;\n};\n", 2,
+		    "eviction.max_idle: 59 is out of range 60..2592000", "max_idle low" },
+		{ "eviction = { max_idle = 2592001; };\n", 1,
+		    "eviction.max_idle: 2592001 is out of range 60..2592000", "max_idle high" },
+		{ "eviction = { max_idle = 4294967356; };\n", 1,
+		    "eviction.max_idle: 4294967356 is out of range 60..2592000",
+		    "max_idle 2^32 + 60 without L is not 60" },
+		{ "eviction = { probe_rate = 0; };\n", 1,
+		    "eviction.probe_rate: 0 is out of range 1..100000", "probe_rate low" },
+		{ "eviction = { probe_rate = 100001; };\n", 1,
+		    "eviction.probe_rate: 100001 is out of range 1..100000", "probe_rate high" },
+		{ "eviction = { probe_retries = 0; };\n", 1,
+		    "eviction.probe_retries: 0 is out of range 1..10", "probe_retries low" },
+		{ "eviction = {\n  probe_retries = 11;\n};\n", 2,
+		    "eviction.probe_retries: 11 is out of range 1..10", "probe_retries high" },
+		{ "eviction = { probe_retries = 2.5; };\n", 1,
+		    "eviction.probe_retries: expected an integer", "float for probe_retries" },
+		{ "eviction = { watch_min_gap = -1; };\n", 1,
+		    "eviction.watch_min_gap: -1 is out of range 1..86400 (or 0 for automatic)",
+		    "watch_min_gap negative" },
+		{ "eviction = { watch_min_gap = 86401; };\n", 1,
+		    "eviction.watch_min_gap: 86401 is out of range 1..86400 (or 0 for automatic)",
+		    "watch_min_gap high" },
+		{ "eviction = {\n  keepalive = false;\n  probe_interval = 30;\n};\n", 3,
+		    "unknown key 'eviction.probe_interval'", "unknown eviction key" },
+	};
+	check_errors(errors2, sizeof(errors2) / sizeof(errors2[0]));
 }
 
 /* An overrides list of n entries, one per line from line 3 ("eviction = {", "overrides = ("). */
@@ -1184,69 +1170,72 @@ test_override_errors(void)
 	char *t;
 	int rc;
 
-	check_error("eviction = {\n  overrides = \"198.18.3.0/24\";\n};\n", 2,
-	    "eviction.overrides: expected a list", "string for overrides");
-	check_error("eviction = {\n  overrides = { network = \"198.18.3.0/24\"; idle_timeout = 350; };\n"
-	    "};\n", 2, "eviction.overrides: expected a list", "a bare group for overrides");
-	check_error("eviction = {\n  overrides = (\n    \"198.18.3.0/24\"\n  );\n};\n", 3,
-	    "eviction.overrides[0]: expected a group { network = \"CIDR\"; port = N; "
-	    "idle_timeout = N; }", "string element in overrides");
-	check_error("eviction = { overrides = [ 350 ]; };\n", 1,
-	    "eviction.overrides[0]: expected a group { network = \"CIDR\"; port = N; "
-	    "idle_timeout = N; }", "integer array for overrides");
-	check_error("eviction = {\n  overrides = (\n"
-	    "    { network = \"198.18.3.0/24\"; idle_timeout = 350; },\n"
-	    "    { network = \"198.18.4.0/24\";\n"
-	    "      idle_timeout = 350;\n"
-	    "      prot = 443; }\n  );\n};\n", 6,
-	    "unknown key 'eviction.overrides[1].prot'", "override with an unknown key, at its line");
-	check_error("eviction = {\n  overrides = (\n"
-	    "    { network = \"lb.example\"; idle_timeout = 350; }\n  );\n};\n", 3,
-	    "eviction.overrides[0].network: invalid value \"lb.example\" (expected an IPv4 or IPv6 "
-	    "address, optionally with /prefix)", "override with a bad CIDR");
-	check_error("eviction = {\n  overrides = (\n    {\n      network = \"198.18.3.1/24\";\n"
-	    "      idle_timeout = 350;\n    }\n  );\n};\n", 4,
-	    "eviction.overrides[0].network: 198.18.3.1/24 has host bits set",
-	    "override network with host bits");
-	check_error("eviction = { overrides = ( { network = \"2001:db8::/129\"; idle_timeout = 350; } ); };\n",
-	    1, "eviction.overrides[0].network: 2001:db8::/129 has a prefix longer than 128",
-	    "override IPv6 prefix too long");
-	check_error("eviction = { overrides = ( { network = [ \"198.18.3.0/24\" ]; idle_timeout = 350; } ); };\n",
-	    1, "eviction.overrides[0].network: expected a string", "override network not a string");
-	check_error("eviction = {\n  overrides = (\n    { network = \"198.18.3.0/24\";\n      port = 65536;\n"
-	    "      idle_timeout = 350; }\n  );\n};\n", 4,
-	    "eviction.overrides[0].port: 65536 is out of range 0..65535", "override port too high");
-	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; port = -1; idle_timeout = 350; } ); };\n",
-	    1, "eviction.overrides[0].port: -1 is out of range 0..65535", "override port negative");
-	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; port = \"443\"; idle_timeout = 350; } ); };\n",
-	    1, "eviction.overrides[0].port: expected an integer", "override port as a string");
-	/* Two groups on one line: the second's port is 2^32 + 443 (libconfig makes it 443). */
-	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; port = 443; idle_timeout = 350; },"
-	    " { network = \"198.18.4.0/24\"; port = 4294967739; idle_timeout = 350; } ); };\n", 1,
-	    "eviction.overrides[1].port: 4294967739 is out of range 0..65535",
-	    "override port beyond 32 bits, read in its own group");
-	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; idle_timeout = 9; } ); };\n",
-	    1, "eviction.overrides[0].idle_timeout: 9 is out of range 10..86400",
-	    "override idle_timeout too low");
-	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; idle_timeout = 86401; } ); };\n"
-	    "flows = { timeout = { established = 100000; }; };\n", 1,
-	    "eviction.overrides[0].idle_timeout: 86401 is out of range 10..86400",
-	    "override idle_timeout too high");
-	check_error("eviction = { overrides = ( { network = \"198.18.3.0/24\"; idle_timeout = 0; } ); };\n",
-	    1, "eviction.overrides[0].idle_timeout: 0 is out of range 10..86400",
-	    "override idle_timeout 0 is not 'not configured'");
-	check_error("eviction = {\n  overrides = (\n    { network = \"198.18.3.0/24\"; idle_timeout = 350; },\n"
-	    "    { network = \"198.18.4.0/24\";\n      port = 443; }\n  );\n};\n", 4,
-	    "eviction.overrides[1]: idle_timeout is required",
-	    "override without idle_timeout, at its opening brace");
-	check_error("eviction = {\n  overrides = (\n\n    { port = 443; idle_timeout = 350; }\n  );\n};\n", 4,
-	    "eviction.overrides[0]: network is required", "override without network");
-	check_error("eviction = {\n  overrides = (\n"
-	    "    { network = \"198.18.3.0/24\"; port = 443; idle_timeout = 350; },\n"
-	    "    { network = \"198.18.4.0/24\"; idle_timeout = 350; },\n"
-	    "    { idle_timeout = 60; port = 443; network = \"198.18.3.0/24\"; }\n  );\n};\n", 5,
-	    "eviction.overrides[2]: the same network and port as eviction.overrides[0]",
-	    "two overrides for the same network and port");
+	static const struct error_case errors[] = {
+		{ "eviction = {\n  overrides = \"198.18.3.0/24\";\n};\n", 2,
+		    "eviction.overrides: expected a list", "string for overrides" },
+		{ "eviction = {\n  overrides = { network = \"198.18.3.0/24\"; idle_timeout = 350; };\n"
+		    "};\n", 2, "eviction.overrides: expected a list", "a bare group for overrides" },
+		{ "eviction = {\n  overrides = (\n    \"198.18.3.0/24\"\n  );\n};\n", 3,
+		    "eviction.overrides[0]: expected a group { network = \"CIDR\"; port = N; "
+		    "idle_timeout = N; }", "string element in overrides" },
+		{ "eviction = { overrides = [ 350 ]; };\n", 1,
+		    "eviction.overrides[0]: expected a group { network = \"CIDR\"; port = N; "
+		    "idle_timeout = N; }", "integer array for overrides" },
+		{ "eviction = {\n  overrides = (\n"
+		    "    { network = \"198.18.3.0/24\"; idle_timeout = 350; },\n"
+		    "    { network = \"198.18.4.0/24\";\n"
+		    "      idle_timeout = 350;\n"
+		    "      prot = 443; }\n  );\n};\n", 6,
+		    "unknown key 'eviction.overrides[1].prot'", "override with an unknown key, at its line" },
+		{ "eviction = {\n  overrides = (\n"
+		    "    { network = \"lb.example\"; idle_timeout = 350; }\n  );\n};\n", 3,
+		    "eviction.overrides[0].network: invalid value \"lb.example\" (expected an IPv4 or IPv6 "
+		    "address, optionally with /prefix)", "override with a bad CIDR" },
+		{ "eviction = {\n  overrides = (\n    {\n      network = \"198.18.3.1/24\";\n"
+		    "      idle_timeout = 350;\n    }\n  );\n};\n", 4,
+		    "eviction.overrides[0].network: 198.18.3.1/24 has host bits set",
+		    "override network with host bits" },
+		{ "eviction = { overrides = ( { network = \"2001:db8::/129\"; idle_timeout = 350; } ); };\n",
+		    1, "eviction.overrides[0].network: 2001:db8::/129 has a prefix longer than 128",
+		    "override IPv6 prefix too long" },
+		{ "eviction = { overrides = ( { network = [ \"198.18.3.0/24\" ]; idle_timeout = 350; } ); };\n",
+		    1, "eviction.overrides[0].network: expected a string", "override network not a string" },
+		{ "eviction = {\n  overrides = (\n    { network = \"198.18.3.0/24\";\n      port = 65536;\n"
+		    "      idle_timeout = 350; }\n  );\n};\n", 4,
+		    "eviction.overrides[0].port: 65536 is out of range 0..65535", "override port too high" },
+		{ "eviction = { overrides = ( { network = \"198.18.3.0/24\"; port = -1; idle_timeout = 350; } ); };\n",
+		    1, "eviction.overrides[0].port: -1 is out of range 0..65535", "override port negative" },
+		{ "eviction = { overrides = ( { network = \"198.18.3.0/24\"; port = \"443\"; idle_timeout = 350; } ); };\n",
+		    1, "eviction.overrides[0].port: expected an integer", "override port as a string" },
+		/* Two groups on one line: the second's port is 2^32 + 443 (libconfig makes it 443). */
+		{ "eviction = { overrides = ( { network = \"198.18.3.0/24\"; port = 443; idle_timeout = 350; },"
+		    " { network = \"198.18.4.0/24\"; port = 4294967739; idle_timeout = 350; } ); };\n", 1,
+		    "eviction.overrides[1].port: 4294967739 is out of range 0..65535",
+		    "override port beyond 32 bits, read in its own group" },
+		{ "eviction = { overrides = ( { network = \"198.18.3.0/24\"; idle_timeout = 9; } ); };\n",
+		    1, "eviction.overrides[0].idle_timeout: 9 is out of range 10..86400",
+		    "override idle_timeout too low" },
+		{ "eviction = { overrides = ( { network = \"198.18.3.0/24\"; idle_timeout = 86401; } ); };\n"
+		    "flows = { timeout = { established = 100000; }; };\n", 1,
+		    "eviction.overrides[0].idle_timeout: 86401 is out of range 10..86400",
+		    "override idle_timeout too high" },
+		{ "eviction = { overrides = ( { network = \"198.18.3.0/24\"; idle_timeout = 0; } ); };\n",
+		    1, "eviction.overrides[0].idle_timeout: 0 is out of range 10..86400",
+		    "override idle_timeout 0 is not 'not configured'" },
+		{ "eviction = {\n  overrides = (\n    { network = \"198.18.3.0/24\"; idle_timeout = 350; },\n"
+		    "    { network = \"198.18.4.0/24\";\n      port = 443; }\n  );\n};\n", 4,
+		    "eviction.overrides[1]: idle_timeout is required",
+		    "override without idle_timeout, at its opening brace" },
+		{ "eviction = {\n  overrides = (\n\n    { port = 443; idle_timeout = 350; }\n  );\n};\n", 4,
+		    "eviction.overrides[0]: network is required", "override without network" },
+		{ "eviction = {\n  overrides = (\n"
+		    "    { network = \"198.18.3.0/24\"; port = 443; idle_timeout = 350; },\n"
+		    "    { network = \"198.18.4.0/24\"; idle_timeout = 350; },\n"
+		    "    { idle_timeout = 60; port = 443; network = \"198.18.3.0/24\"; }\n  );\n};\n", 5,
+		    "eviction.overrides[2]: the same network and port as eviction.overrides[0]",
+		    "two overrides for the same network and port" },
+	};
+	check_errors(errors, sizeof(errors) / sizeof(errors[0]));
 
 	/* 64 is the limit; the 65th is reported at its own line. */
 	t = long_overrides(64);
@@ -1304,41 +1293,42 @@ test_eviction_cross(void)
 	CFG_Free(&c);
 
 	/* probe_lead against each override. */
-	check_error("eviction = {\n  probe_lead = 120;\n  overrides = (\n"
-	    "    { network = \"198.18.3.0/24\"; idle_timeout = 350; },\n"
-	    "    { network = \"198.18.4.0/24\"; port = 443; idle_timeout = 60; }\n  );\n};\n", 2,
-	    "eviction.probe_lead (120) must be shorter than eviction.overrides[1].idle_timeout (60)",
-	    "probe_lead longer than an override's timeout: at probe_lead");
-	check_error("eviction = {\n  probe_lead = 30;\n  overrides = (\n    { network = \"198.18.3.0/24\";\n"
-	    "      idle_timeout = 30; }\n  );\n};\n", 2,
-	    "eviction.probe_lead (30) must be shorter than eviction.overrides[0].idle_timeout (30)",
-	    "probe_lead equal to an override's timeout: at probe_lead");
-
-	/* Each override must be shorter than flows.timeout.established. */
-	check_error("eviction = {\n  overrides = (\n    { network = \"198.18.3.0/24\";\n"
-	    "      idle_timeout = 7440; }\n  );\n};\n", 4,
-	    "flows.timeout.established (7440) must be longer than eviction.overrides[0].idle_timeout "
-	    "(7440)", "override equal to the default established timeout: at the override");
-	check_error("flows = {\n  timeout = {\n    established = 600;\n  };\n};\n"
-	    "eviction = { overrides = ( { network = \"2001:db8::/32\"; idle_timeout = 900; } ); };\n",
-	    3, "flows.timeout.established (600) must be longer than "
-	    "eviction.overrides[0].idle_timeout (900)", "override above established: at established");
-	check_error("flows = {\n  timeout = {\n    established = \"600\";\n  };\n};\n"
-	    "eviction = { overrides = ( { network = \"2001:db8::/32\"; idle_timeout = 900; } ); };\n",
-	    3, "flows.timeout.established: expected an integer",
-	    "no override cross check on a rejected established");
-
-	/* keepalive needs a timeout: a global one or an override. */
-	check_error("eviction = {\n  keepalive = true;\n  overrides = ( );\n};\n", 2,
-	    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
-	    "keepalive with neither idle_timeout nor overrides");
-	check_error("eviction = {\n  keepalive = true;\n  overrides = (\n"
-	    "    { network = \"198.18.3.0/24\"; }\n  );\n};\n", 4,
-	    "eviction.overrides[0]: idle_timeout is required",
-	    "no keepalive error when the overrides were rejected");
-	check_error("eviction = {\n  probe_lead = \"x\";\n  idle_timeout = 20;\n};\n", 2,
-	    "eviction.probe_lead: expected an integer",
-	    "no probe_lead cross check when probe_lead was rejected");
+	static const struct error_case errors[] = {
+		{ "eviction = {\n  probe_lead = 120;\n  overrides = (\n"
+		    "    { network = \"198.18.3.0/24\"; idle_timeout = 350; },\n"
+		    "    { network = \"198.18.4.0/24\"; port = 443; idle_timeout = 60; }\n  );\n};\n", 2,
+		    "eviction.probe_lead (120) must be shorter than eviction.overrides[1].idle_timeout (60)",
+		    "probe_lead longer than an override's timeout: at probe_lead" },
+		{ "eviction = {\n  probe_lead = 30;\n  overrides = (\n    { network = \"198.18.3.0/24\";\n"
+		    "      idle_timeout = 30; }\n  );\n};\n", 2,
+		    "eviction.probe_lead (30) must be shorter than eviction.overrides[0].idle_timeout (30)",
+		    "probe_lead equal to an override's timeout: at probe_lead" },
+		/* Each override must be shorter than flows.timeout.established. */
+		{ "eviction = {\n  overrides = (\n    { network = \"198.18.3.0/24\";\n"
+		    "      idle_timeout = 7440; }\n  );\n};\n", 4,
+		    "flows.timeout.established (7440) must be longer than eviction.overrides[0].idle_timeout "
+		    "(7440)", "override equal to the default established timeout: at the override" },
+		{ "flows = {\n  timeout = {\n    established = 600;\n  };\n};\n"
+		    "eviction = { overrides = ( { network = \"2001:db8::/32\"; idle_timeout = 900; } ); };\n",
+		    3, "flows.timeout.established (600) must be longer than "
+		    "eviction.overrides[0].idle_timeout (900)", "override above established: at established" },
+		{ "flows = {\n  timeout = {\n    established = \"600\";\n  };\n};\n"
+		    "eviction = { overrides = ( { network = \"2001:db8::/32\"; idle_timeout = 900; } ); };\n",
+		    3, "flows.timeout.established: expected an integer",
+		    "no override cross check on a rejected established" },
+		/* keepalive needs a timeout: a global one or an override. */
+		{ "eviction = {\n  keepalive = true;\n  overrides = ( );\n};\n", 2,
+		    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides",
+		    "keepalive with neither idle_timeout nor overrides" },
+		{ "eviction = {\n  keepalive = true;\n  overrides = (\n"
+		    "    { network = \"198.18.3.0/24\"; }\n  );\n};\n", 4,
+		    "eviction.overrides[0]: idle_timeout is required",
+		    "no keepalive error when the overrides were rejected" },
+		{ "eviction = {\n  probe_lead = \"x\";\n  idle_timeout = 20;\n};\n", 2,
+		    "eviction.probe_lead: expected an integer",
+		    "no probe_lead cross check when probe_lead was rejected" },
+	};
+	check_errors(errors, sizeof(errors) / sizeof(errors[0]));
 }
 
 static void
@@ -1355,7 +1345,7 @@ test_eviction_validate(void)
 	    "eviction.keepalive needs eviction.idle_timeout or eviction.overrides") == 0,
 	    "validate: --keepalive alone");
 	CFG_FreeErrors(&errs);
-	POLICY_CidrParse("198.18.3.0/24", &c.overrides[0].network);
+	CIDR_Parse("198.18.3.0/24", &c.overrides[0].network);
 	c.overrides[0].idle_timeout = 350;
 	c.n_overrides = 1;
 	TAP_OK(CFG_Validate(&c, &errs) == 0 && errs.count == 0, "validate: --keepalive with overrides");
@@ -1470,6 +1460,244 @@ test_watch_min_gap(void)
 }
 
 
+/* ---- The key table (CFG_ForEachKey) against the sample file, the man page and the loader ---- */
+
+#define MAX_KEYS 128
+
+struct key_list {
+	size_t n;
+	struct cfg_key_info k[MAX_KEYS];
+	char path[MAX_KEYS][64];
+};
+
+static void
+collect_key(const struct cfg_key_info *k, void *arg)
+{
+	struct key_list *l = arg;
+
+	if (l->n == MAX_KEYS) {
+		fprintf(stderr, "more than %d keys\n", MAX_KEYS);
+		exit(99);
+	}
+	l->k[l->n] = *k;
+	snprintf(l->path[l->n], sizeof(l->path[0]), "%s", k->path);
+	l->k[l->n].path = l->path[l->n];
+	l->n++;
+}
+
+/* The file text that sets key path ("a.b.c") to value: "a = { b = { c = value; }; };". */
+static void
+key_text(char *buf, size_t size, const char *path, const char *value)
+{
+	const char *dot;
+	size_t len = 0;
+	int depth = 0;
+
+	buf[0] = '\0';
+	while ((dot = strchr(path, '.')) != NULL) {
+		len += (size_t)snprintf(buf + len, size - len, "%.*s = { ", (int)(dot - path), path);
+		path = dot + 1;
+		depth++;
+	}
+	len += (size_t)snprintf(buf + len, size - len, "%s = %s;", path, value);
+	while (depth-- > 0)
+		len += (size_t)snprintf(buf + len, size - len, " };");
+	snprintf(buf + len, size - len, "\n");
+}
+
+/* A valid value other than the default, for the keys that are neither integers nor booleans
+ * (those take one derived from the table). A new key of another type must be added here. */
+static const struct { const char *path, *value; } other_values[] = {
+	{ "mode", "\"enforce\"" },
+	{ "events.path", "\"/var/log/rstguard/eve.json\"" },
+	{ "log.target", "\"syslog\"" },
+	{ "log.level", "\"debug\"" },
+	{ "eviction.probe_side", "\"both\"" },
+	{ "eviction.overrides", "( { network = \"198.18.3.0/24\"; idle_timeout = 350; } )" },
+	{ "policy.actions.injected", "\"accept\"" },
+	{ "policy.actions.invalid_seq", "\"drop\"" },
+	{ "policy.protect", "[ \"198.18.0.0/15\" ]" },
+	{ "policy.exempt", "[ \"2001:db8::/32\" ]" },
+	{ "policy.exempt_ports", "[ 22 ]" },
+};
+
+/* A value of key k other than its default, as file text; NULL when none is known. */
+static const char *
+other_value(const struct cfg_key_info *k, char *buf, size_t size)
+{
+	if (k->type == CFG_KEY_INT) {
+		snprintf(buf, size, "%lld", k->def != k->hi ? k->hi : k->lo);
+		return buf;
+	}
+	if (k->type == CFG_KEY_BOOL)
+		return k->def ? "false" : "true";
+	for (size_t i = 0; i < sizeof(other_values) / sizeof(other_values[0]); i++)
+		if (strcmp(other_values[i].path, k->path) == 0)
+			return other_values[i].value;
+	return NULL;
+}
+
+/* Load text and find an error about key path ("PATH: ..."); its message, or NULL. */
+static char *
+key_error(const char *text, const char *path)
+{
+	struct config c;
+	struct config_errors errs = { 0 };
+	size_t plen = strlen(path);
+	char *msg = NULL;
+
+	load_text(text, &c, &errs);
+	for (size_t i = 0; i < errs.count && msg == NULL; i++)
+		if (strncmp(errs.items[i].message, path, plen) == 0 &&
+		    strncmp(errs.items[i].message + plen, ": ", 2) == 0)
+			msg = strdup(errs.items[i].message);
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+	return msg;
+}
+
+/* Integer key k accepts v (want_ok) or rejects it as out of its range. */
+static void
+check_int_value(const struct cfg_key_info *k, long long v, int want_ok)
+{
+	char value[32], text[256], want[160];
+	char *msg;
+
+	snprintf(value, sizeof(value), "%lld", v);
+	key_text(text, sizeof(text), k->path, value);
+	msg = key_error(text, k->path);
+	if (want_ok) {
+		TAP_OK(msg == NULL, "%s = %lld is accepted (%s)", k->path, v, msg ? msg : "no error");
+	} else {
+		snprintf(want, sizeof(want), "%s: %lld is out of range %lld..%lld", k->path, v, k->lo,
+		    k->hi);
+		TAP_OK(msg != NULL && strncmp(msg, want, strlen(want)) == 0,
+		    "%s = %lld is rejected as out of range %lld..%lld (got: %s)", k->path, v, k->lo,
+		    k->hi, msg ? msg : "no error");
+	}
+	free(msg);
+}
+
+/* The keys the RELOAD section of rstguard.conf(5) says need a restart: the .BR entries between
+ * "cannot change while running" and "All the others". */
+static size_t
+man_restart_keys(char keys[][64], size_t max)
+{
+	const char *srcdir = getenv("RG_SRCDIR");
+	char path[4096], line[512];
+	size_t n = 0;
+	int on = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/man/rstguard.conf.5", srcdir && *srcdir ? srcdir : ".");
+	if ((f = fopen(path, "r")) == NULL) {
+		perror(path);
+		exit(99);
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strstr(line, "cannot change while running") != NULL)
+			on = 1;
+		else if (strstr(line, "All the others") != NULL)
+			on = 0;
+		else if (on && n < max && sscanf(line, ".BR %63[a-z_.]", keys[n]) == 1)
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+static int
+in_names(const char *name, char names[][64], size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+test_key_table(void)
+{
+	static struct key_list keys;
+	const char *srcdir = getenv("RG_SRCDIR");
+	char sample_path[4096], man[MAX_KEYS][64], restart[MAX_KEYS][64];
+	size_t n_man, n_restart = 0;
+	config_t sample;
+
+	CFG_ForEachKey(collect_key, &keys);
+	TAP_OK(keys.n >= 40, "the key table lists %zu keys", keys.n);
+
+	snprintf(sample_path, sizeof(sample_path), "%s/conf/rstguard.conf",
+	    srcdir && *srcdir ? srcdir : ".");
+	config_init(&sample);
+	if (config_read_file(&sample, sample_path) != CONFIG_TRUE) {
+		fprintf(stderr, "%s: %s\n", sample_path, config_error_text(&sample));
+		exit(99);
+	}
+	for (size_t i = 0; i < keys.n; i++) {
+		const struct cfg_key_info *k = &keys.k[i];
+		char buf[64], text[256];
+		const char *other = other_value(k, buf, sizeof(buf));
+		struct config c, old;
+		struct config_errors errs = { 0 };
+		const char *diff;
+		int warned;
+
+		TAP_OK(config_lookup(&sample, k->path) != NULL, "%s is set in conf/rstguard.conf",
+		    k->path);
+		TAP_OK(k->doc != NULL && *k->doc != '\0', "%s has a line of documentation", k->path);
+		if (k->restart)
+			snprintf(restart[n_restart++], sizeof(restart[0]), "%s", k->path);
+
+		/* Another value is told apart from the default, and a reload applies it unless the
+		 * key needs a restart. */
+		if (other == NULL) {
+			TAP_OK(0, "%s: no other value known (add one to other_values)", k->path);
+			continue;
+		}
+		key_text(text, sizeof(text), k->path, other);
+		load_text(text, &c, &errs);   /* cross-field errors aside, the value is stored */
+		CFG_FreeErrors(&errs);
+		CFG_SetDefaults(&old);
+		diff = CFG_Diff(&c, &old);
+		TAP_OK(diff != NULL && strcmp(diff, k->path) == 0,
+		    "%s = %s differs from the default in %s only", k->path, other,
+		    diff ? diff : "nothing");
+		warned = CFG_KeepRestartOnly(&c, &old);
+		diff = CFG_Diff(&c, &old);
+		if (k->restart)
+			TAP_OK(warned == 1 && diff == NULL,
+			    "%s: a reload keeps the running value (requires restart: %s)", k->path,
+			    k->restart);
+		else
+			TAP_OK(warned == 0 && diff != NULL && strcmp(diff, k->path) == 0,
+			    "%s: a reload applies it", k->path);
+		CFG_Free(&c);
+		CFG_Free(&old);
+
+		/* Integers: the ends of the range are accepted, one beyond each is not. */
+		if (k->type != CFG_KEY_INT)
+			continue;
+		check_int_value(k, k->lo, 1);
+		check_int_value(k, k->hi, 1);
+		if (!(k->zero_ok && k->lo - 1 == 0))
+			check_int_value(k, k->lo - 1, 0);
+		check_int_value(k, k->hi + 1, 0);
+		TAP_OK(k->def >= k->lo && k->def <= k->hi ? 1 : k->zero_ok && k->def == 0,
+		    "%s: the default %lld is in range", k->path, k->def);
+	}
+	config_destroy(&sample);
+
+	/* The keys that need a restart are the ones rstguard.conf(5) lists under RELOAD. */
+	n_man = man_restart_keys(man, MAX_KEYS);
+	for (size_t i = 0; i < n_restart; i++)
+		TAP_OK(in_names(restart[i], man, n_man),
+		    "%s needs a restart and rstguard.conf(5) says so under RELOAD", restart[i]);
+	for (size_t i = 0; i < n_man; i++)
+		TAP_OK(in_names(man[i], restart, n_restart),
+		    "%s, listed under RELOAD in rstguard.conf(5), needs a restart", man[i]);
+}
+
 int
 main(void)
 {
@@ -1501,5 +1729,6 @@ main(void)
 	test_eviction_validate();
 	test_idle_timeout_for();
 	test_watch_min_gap();
+	test_key_table();
 	return tap_done();
 }

@@ -14,6 +14,7 @@
 #include "event.h"
 #include "pktbuild.h"
 #include "tap.h"
+#include "tmpfile.h"
 
 #define MS 1000000ULL
 #define SEC 1000000000ULL
@@ -74,7 +75,7 @@ sc_start(struct sc *s, uint32_t max_flows, uint32_t rate, uint32_t burst)
 	struct engine_time start;
 	int fd;
 
-	snprintf(s->path, sizeof(s->path), "/tmp/rg-test-engine-XXXXXX");
+	tmp_template(s->path, sizeof(s->path), "rg-test-engine-");
 	fd = mkstemp(s->path);
 	if (fd < 0 || EV_Initialise(s->path, rate, burst) < 0)
 		abort();
@@ -372,6 +373,19 @@ mode_name(enum rg_mode m)
 	return m == RG_MODE_ENFORCE ? "enforce" : "detect";
 }
 
+/* Start an RST scenario of one mode: its name ("WHAT (MODE)", plus ", IPv6" for IPv6) into name,
+ * the engine with the defaults, connection c from client port cport, the clock at 0. */
+static void
+sc_rst_begin(struct sc *s, struct conn *c, char *name, size_t size, const char *what,
+	enum rg_mode mode, int family, uint16_t cport)
+{
+	snprintf(name, size, "%s (%s%s)", what, mode_name(mode), family == AF_INET6 ? ", IPv6" : "");
+	sc_init(s, name, mode);
+	sc_start(s, 1024, 100000, 100000);
+	conn_init(c, family, cport);
+	at_ms(s, 0);
+}
+
 /* ---- RST scenarios (run in both modes) ---- */
 
 static void
@@ -383,11 +397,7 @@ test_refused(enum rg_mode mode)
 	struct engine_stats st;
 	const char *ev;
 
-	snprintf(name, sizeof(name), "refused (%s)", mode_name(mode));
-	sc_init(&s, name, mode);
-	sc_start(&s, 1024, 100000, 100000);
-	conn_init(&c, AF_INET, 40000);
-	at_ms(&s, 0);
+	sc_rst_begin(&s, &c, name, sizeof(name), "refused", mode, AF_INET, 40000);
 	seg(&s, &c, 1, TCPF_SYN, 0);
 	step_ms(&s, 3);
 	TAP_OK(rst(&s, &c, 0, TCPF_RST | TCPF_ACK, 0, c.cisn + 1) == RG_ACCEPT, "%s: verdict accept", name);
@@ -417,11 +427,7 @@ test_abort(enum rg_mode mode, int family)
 	const char *ev;
 	int v6 = family == AF_INET6;
 
-	snprintf(name, sizeof(name), "abort (%s%s)", mode_name(mode), v6 ? ", IPv6" : "");
-	sc_init(&s, name, mode);
-	sc_start(&s, 1024, 100000, 100000);
-	conn_init(&c, family, 40001);
-	at_ms(&s, 0);
+	sc_rst_begin(&s, &c, name, sizeof(name), "abort", mode, family, 40001);
 	handshake(&s, &c);
 	exchange(&s, &c);
 	ev = take(&s);
@@ -451,6 +457,12 @@ test_abort(enum rg_mode mode, int family)
 }
 
 static void
+test_abort_ipv4(enum rg_mode mode)
+{
+	test_abort(mode, AF_INET);
+}
+
+static void
 test_no_flow(enum rg_mode mode)
 {
 	char name[64];
@@ -459,11 +471,7 @@ test_no_flow(enum rg_mode mode)
 	struct engine_stats st0, st;
 	const char *ev;
 
-	snprintf(name, sizeof(name), "no_flow (%s)", mode_name(mode));
-	sc_init(&s, name, mode);
-	sc_start(&s, 1024, 100000, 100000);
-	conn_init(&other, AF_INET, 40010);
-	at_ms(&s, 0);
+	sc_rst_begin(&s, &other, name, sizeof(name), "no_flow", mode, AF_INET, 40010);
 	handshake(&s, &other);
 	stats(&s, &st0);
 	conn_init(&c, AF_INET6, 40011);
@@ -488,11 +496,7 @@ test_connect_abort(enum rg_mode mode)
 	struct conn c;
 	const char *ev;
 
-	snprintf(name, sizeof(name), "connect_abort (%s)", mode_name(mode));
-	sc_init(&s, name, mode);
-	sc_start(&s, 1024, 100000, 100000);
-	conn_init(&c, AF_INET, 40020);
-	at_ms(&s, 0);
+	sc_rst_begin(&s, &c, name, sizeof(name), "connect_abort", mode, AF_INET, 40020);
 	seg(&s, &c, 1, TCPF_SYN, 0);
 	step_ms(&s, 5);
 	seg(&s, &c, 0, TCPF_SYN | TCPF_ACK, 0);
@@ -514,11 +518,7 @@ test_closed_socket(enum rg_mode mode)
 	struct conn c;
 	const char *ev;
 
-	snprintf(name, sizeof(name), "closed_socket (%s)", mode_name(mode));
-	sc_init(&s, name, mode);
-	sc_start(&s, 1024, 100000, 100000);
-	conn_init(&c, AF_INET, 40030);
-	at_ms(&s, 0);
+	sc_rst_begin(&s, &c, name, sizeof(name), "closed_socket", mode, AF_INET, 40030);
 	handshake(&s, &c);
 	seg(&s, &c, 0, TCPF_FIN | TCPF_ACK, 0);   /* the server closes */
 	step_ms(&s, 20);
@@ -542,11 +542,7 @@ test_invalid_seq(enum rg_mode mode)
 	struct conn c;
 	const char *ev;
 
-	snprintf(name, sizeof(name), "invalid_seq (%s)", mode_name(mode));
-	sc_init(&s, name, mode);
-	sc_start(&s, 1024, 100000, 100000);
-	conn_init(&c, AF_INET, 40040);
-	at_ms(&s, 0);
+	sc_rst_begin(&s, &c, name, sizeof(name), "invalid_seq", mode, AF_INET, 40040);
 	handshake(&s, &c);
 	exchange(&s, &c);
 	/* A stale RST, far below what the client acknowledged. */
@@ -594,11 +590,7 @@ test_midstream(enum rg_mode mode)
 	struct engine_stats st;
 	const char *ev;
 
-	snprintf(name, sizeof(name), "midstream (%s)", mode_name(mode));
-	sc_init(&s, name, mode);
-	sc_start(&s, 1024, 100000, 100000);
-	conn_init(&c, AF_INET, 40050);
-	at_ms(&s, 0);
+	sc_rst_begin(&s, &c, name, sizeof(name), "midstream", mode, AF_INET, 40050);
 	/* The gateway (re)started in the middle of the connection. */
 	exchange(&s, &c);
 	stats(&s, &st);
@@ -1156,16 +1148,15 @@ int
 main(void)
 {
 	static const enum rg_mode modes[] = { RG_MODE_DETECT, RG_MODE_ENFORCE };
+	/* The RST scenarios, each run in both modes. */
+	static void (*const rst_scenarios[])(enum rg_mode) = {
+		test_refused, test_abort_ipv4, test_no_flow, test_connect_abort, test_closed_socket,
+		test_invalid_seq, test_midstream,
+	};
 
-	for (unsigned m = 0; m < 2; m++) {
-		test_refused(modes[m]);
-		test_abort(modes[m], AF_INET);
-		test_no_flow(modes[m]);
-		test_connect_abort(modes[m]);
-		test_closed_socket(modes[m]);
-		test_invalid_seq(modes[m]);
-		test_midstream(modes[m]);
-	}
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+		for (size_t i = 0; i < sizeof(rst_scenarios) / sizeof(rst_scenarios[0]); i++)
+			rst_scenarios[i](modes[m]);
 	test_abort(RG_MODE_DETECT, AF_INET6);
 	test_idle_expiry();
 	test_expiry_budget();

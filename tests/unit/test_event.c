@@ -10,6 +10,7 @@
 
 #include "event.h"
 #include "tap.h"
+#include "tmpfile.h"
 
 #define SEC 1000000000ULL
 
@@ -20,7 +21,7 @@ start(uint32_t rate, uint32_t burst)
 {
 	int fd;
 
-	snprintf(path, sizeof(path), "/tmp/rg-test-event-XXXXXX");
+	tmp_template(path, sizeof(path), "rg-test-event-");
 	if ((fd = mkstemp(path)) < 0 || EV_Initialise(path, rate, burst) < 0) {
 		perror("event file");
 		exit(99);
@@ -100,7 +101,7 @@ test_symlink_refused(void)
 	char dir[64], target[96], link_path[96], missing[96], dangling[96];
 	struct stat st;
 
-	snprintf(dir, sizeof(dir), "/tmp/rg-test-evlinkXXXXXX");
+	tmp_template(dir, sizeof(dir), "rg-test-evlink");
 	if (mkdtemp(dir) == NULL) {
 		perror("mkdtemp");
 		exit(99);

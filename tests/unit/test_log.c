@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "tap.h"
+#include "tmpfile.h"
 
 static char path[64];
 
@@ -18,7 +19,7 @@ logged(void (*fn)(const char *, ...), const char *arg)
 	int fd, saved;
 	ssize_t n;
 
-	snprintf(path, sizeof(path), "/tmp/rg-test-log-XXXXXX");
+	tmp_template(path, sizeof(path), "rg-test-log-");
 	if ((fd = mkstemp(path)) < 0 || (saved = dup(STDERR_FILENO)) < 0) {
 		perror("log file");
 		exit(99);

@@ -5,7 +5,7 @@
  * false-positive traps (kernel RSTs with IP ID 0, several genuine RSTs answering in-flight
  * segments, the far end's genuine RST after an injection, mid-stream pickups) are here too.
  *
- * Facts used (see /work/shared/research): a passive Linux RST (no socket) has seq = the trigger's
+ * Facts used (docs/detection.md, with the sources): a passive Linux RST (no socket) has seq = the trigger's
  * ack and no ACK flag, IP ID 0 with DF; an active RST (abort, close with unread data, keepalive
  * timeout) is RST|ACK with seq = SND.NXT and the socket's next IP ID; a SYN-ACK from a listener
  * carries IP ID 0 with DF, the established socket then counts up from a random start. */
