@@ -64,8 +64,9 @@ get16(const unsigned char *p)
 	return (uint16_t)((p[0] << 8) | p[1]);
 }
 
-int
-OFF_LinkTypeSupported(int linktype)
+/* Is the link type one ip_offset understands? */
+static int
+link_type_supported(int linktype)
 {
 	switch (linktype) {
 	case DLT_EN10MB:
@@ -88,8 +89,11 @@ ethertype_ip(uint16_t t)
 	return t == ETH_IPV4 || t == ETH_IPV6;
 }
 
-int
-OFF_IpOffset(int linktype, const unsigned char *f, unsigned caplen)
+/* Find the IP header in a link-layer frame: returns its offset, or -1 for frames that carry no
+ * IPv4/IPv6 packet. Handles Ethernet with 802.1Q/802.1ad tags, Linux cooked captures (SLL,
+ * SLL2), raw IP and the BSD loopback header. */
+static int
+ip_offset(int linktype, const unsigned char *f, unsigned caplen)
 {
 	unsigned off;
 	uint16_t type;
@@ -322,7 +326,7 @@ OFF_Run(const struct config *cfg, const char *path, enum summary_format fmt)
 		return 1;
 	}
 	linktype = pcap_datalink(pc);
-	if (!OFF_LinkTypeSupported(linktype)) {
+	if (!link_type_supported(linktype)) {
 		log_warnx("%s: packet 1: unsupported link type %d (%s)", path, linktype,
 			  pcap_datalink_val_to_name(linktype) ? pcap_datalink_val_to_name(linktype) : "unknown");
 		pcap_close(pc);
@@ -362,7 +366,7 @@ OFF_Run(const struct config *cfg, const char *path, enum summary_format fmt)
 		ENG_SetTime(eng, &t);
 		/* Judgements whose wait ended before this packet are made before it, as inline. */
 		ENG_Tick(eng);
-		off = OFF_IpOffset(linktype, data, hdr->caplen);
+		off = ip_offset(linktype, data, hdr->caplen);
 		if (off < 0) {
 			non_ip++;
 		} else {

@@ -12,12 +12,4 @@ enum summary_format { SUMMARY_TEXT = 0, SUMMARY_JSON = 1 };
  * names the packet number). */
 int OFF_Run(const struct config *cfg, const char *path, enum summary_format fmt);
 
-/* Find the IP header in a link-layer frame: returns its offset and sets *is_ip, or returns -1
- * for frames that carry no IPv4/IPv6 packet. Handles Ethernet with 802.1Q/802.1ad tags, Linux
- * cooked captures (SLL, SLL2), raw IP and the BSD loopback header. */
-int OFF_IpOffset(int linktype, const unsigned char *frame, unsigned caplen);
-
-/* Is the link type one OFF_IpOffset understands? */
-int OFF_LinkTypeSupported(int linktype);
-
 #endif
