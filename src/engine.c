@@ -64,6 +64,8 @@ wheel_for(const struct flow *f)
 	return f->state == TCP_ESTABLISHED ? WHEEL_EST : WHEEL_SHORT;
 }
 
+/* ---- timers ---- */
+
 /* Keepalive: when flow idx is next due for a probe, if sooner than deadline; a flow given up
  * because its probes went unanswered is a black hole. */
 static uint32_t
@@ -301,8 +303,20 @@ tomb_keep(struct engine *e, const struct flow *f, const struct pending_rst *pr)
 	(void)f;
 }
 
+/* Does flow idx (record f) still have a RST awaiting judgement? */
+static int
+flow_has_pending(const struct engine *e, uint32_t idx, const struct flow *f)
+{
+	for (uint32_t k = 0; k < e->holds.cap; k++) {
+		const struct pending_rst *pr = &e->holds.slots[k];
+
+		if (pr->in_use && pr->flow_idx == idx && pr->flow_start_cs == f->first_seen_cs)
+			return 1;
+	}
+	return 0;
+}
+
 static enum rg_verdict conclude(struct engine *e, struct flow *f, struct pending_rst *pr);
-static int flow_has_pending(const struct engine *e, uint32_t idx, const struct flow *f);
 
 /* A packet from a side that sent a RST judged genuine: if that side talks on as a live socket
  * (new data, an advancing ACK, a FIN beyond the RST; a SYN-ACK after a RST that answered the
@@ -613,6 +627,8 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 	return verdict;
 }
 
+/* ---- the per-packet path ---- */
+
 void
 ENG_Prepare(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen, struct eng_prep *pp)
 {
@@ -734,19 +750,6 @@ ENG_SetTime(struct engine *e, const struct engine_time *now)
 	e->now.s = (uint32_t)(rel / 1000000000ULL);
 	e->now.ms = (uint32_t)(rel / 1000000ULL);
 	e->now.us = (uint32_t)(rel / 1000ULL);
-}
-
-/* Does flow idx (record f) still have a RST awaiting judgement? */
-static int
-flow_has_pending(const struct engine *e, uint32_t idx, const struct flow *f)
-{
-	for (uint32_t k = 0; k < e->holds.cap; k++) {
-		const struct pending_rst *pr = &e->holds.slots[k];
-
-		if (pr->in_use && pr->flow_idx == idx && pr->flow_start_cs == f->first_seen_cs)
-			return 1;
-	}
-	return 0;
 }
 
 /* Judge the pending RSTs whose wait is over. */
