@@ -1,6 +1,8 @@
-/* The per-packet path, top to bottom: parse, find the flow, analyse (RSTs), update the TCP state,
- * decide, report. Nothing here allocates, logs or makes a system call per packet; an event is
- * built only when something happened (a RST, a flow's end). */
+/* The per-packet path, top to bottom: parse, find the flow, update its state, analyse (RSTs),
+ * decide, give the verdict. The engine owns the flow table, the timers and the RST judgement;
+ * keepalive (keepalive.c) and eviction detection (eviction.c) are its parts, each behind a
+ * narrow context, and events are composed in report.c from records filled in here. Nothing here
+ * allocates, logs or makes a system call per packet. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -10,8 +12,7 @@
 #include "flow.h"
 #include "hold.h"
 #include "keepalive.h"
-#include "json.h"
-#include "log.h"
+#include "report.h"
 #include "tcpstate.h"
 #include "timer.h"
 
@@ -24,10 +25,6 @@
 /* Resumptions watched at once, and server networks whose idle timeout is learnt. */
 #define WATCH_SLOTS 1024
 #define LEARN_NETS 256
-/* A watch ends after this long without an outcome. */
-#define WATCH_MAX_MS 60000
-/* Without a configured timeout, RSTs after this much silence with no trigger are evictions. */
-#define WATCH_AUTO_MS 30000
 /* Judged-genuine RSTs kept for a late revision (direct-mapped by flow and direction). */
 #define TOMB_SLOTS 1024
 
@@ -37,42 +34,29 @@ struct engine {
 	const struct config *cfg;
 	struct flow_table *table;
 	struct timer_wheel wheel[2];
-	struct event_sink *sink;
+	struct reporter rep;              /* events: the sink and this clock */
 
 	uint64_t base_mono_ns;
-	struct engine_time now;
-	uint32_t now_s, now_ms, now_us;   /* since the base; ms and us wrap, compared wrap-safe */
+	struct timer_clock now;
 
 	struct rst_params par;
 	struct hold_table holds;
 	struct rst_history *hist;
 	struct engine_verdict *decided;   /* held packets whose verdict is due */
 	uint32_t ndecided;
+	struct rst_signatures sig;
+	struct pending_rst *tomb;         /* TOMB_SLOTS tombstones of judged-genuine RSTs */
+	struct ka_bucket confirm_bucket;  /* detector.confirm_rate */
 
 	eng_rst_hook rst_hook;
 	void *rst_hook_ctx;
 
 	struct eviction evi;
-	struct ka_sender ka;
-	struct ka_flow *kaf;             /* per-flow probe state; allocated when keepalive is on */
-	double probe_tokens;
-	uint64_t probe_refill_ns;
-	double confirm_tokens;
-	uint64_t confirm_refill_ns;
-
-	eng_send_fn send_fn;             /* probes go out through this, or the raw sockets */
-	void *send_ctx;
-
-	struct rst_signatures sig;
-	struct pending_rst *tomb;        /* TOMB_SLOTS tombstones of judged-genuine RSTs */
+	struct keepalive ka;
+	struct ka_sender probes;          /* keepalive and confirmation probes go out here */
 
 	struct engine_stats st;
 };
-
-static const char *const reason_timeout = "timeout";
-static const char *const reason_forced = "forced";
-static const char *const reason_shutdown = "shutdown";
-static const char *const reason_reused = "reused";
 
 static inline enum wheel_id
 wheel_for(const struct flow *f)
@@ -80,21 +64,36 @@ wheel_for(const struct flow *f)
 	return f->state == TCP_ESTABLISHED ? WHEEL_EST : WHEEL_SHORT;
 }
 
-static uint32_t keepalive_visit(struct engine *e, uint32_t idx, struct flow *f);
+/* ---- timers ---- */
+
+/* Keepalive: when flow idx is next due for a probe, if sooner than deadline; a flow given up
+ * because its probes went unanswered is a black hole. */
+static uint32_t
+keepalive_due(struct engine *e, uint32_t idx, struct flow *f, uint32_t deadline)
+{
+	struct ka_lost lost;
+	uint32_t k = KA_Visit(&e->ka, idx, f, &lost);
+
+	if (lost.unanswered) {
+		struct evi_seen seen = {
+			.kind = REP_EVICT_BLACKHOLE, .by = REP_BY_PROBE, .gap_ms = lost.idle_ms,
+			.retrans = lost.unanswered, .timeout_s = lost.timeout_s,
+		};
+
+		EVI_Found(&e->evi, f, &seen);
+	}
+	return k && (int32_t)(k - deadline) < 0 ? k : deadline;
+}
 
 static void
 timer_arm(struct engine *e, uint32_t idx, struct flow *f)
 {
 	enum wheel_id w = wheel_for(f);
-	uint32_t deadline = e->now_s + TCP_StateTimeout(&e->cfg->timeout, f->state);
+	uint32_t deadline = e->now.s + TCP_StateTimeout(&e->cfg->timeout, f->state);
 
 	/* With keepalive on, an established flow is also visited when its probe would be due. */
-	if (e->cfg->keepalive && w == WHEEL_EST) {
-		uint32_t k = keepalive_visit(e, idx, f);
-
-		if (k && (int32_t)(k - deadline) < 0)
-			deadline = k;
-	}
+	if (e->cfg->keepalive && w == WHEEL_EST)
+		deadline = keepalive_due(e, idx, f, deadline);
 	TIMER_Link(&e->wheel[w], e->table, idx, deadline);
 	f->flags = (uint8_t)((f->flags & ~FL_WHEEL_EST) | (w == WHEEL_EST ? FL_WHEEL_EST : 0) | FL_LINKED);
 }
@@ -108,35 +107,7 @@ timer_disarm(struct engine *e, uint32_t idx, struct flow *f)
 	f->flags &= (uint8_t)~FL_LINKED;
 }
 
-/* ---- events ---- */
-
-static void
-put_common(struct json *j, uint64_t real_ns, uint64_t flow_id, const char *type, int family,
-	   const uint8_t *src, uint16_t sport, const uint8_t *dst, uint16_t dport)
-{
-	char ts[40], a[48];
-
-	EV_FormatTime(real_ns, ts, sizeof(ts));
-	JSON_Str(j, "timestamp", ts);
-	JSON_U64(j, "flow_id", flow_id);
-	JSON_Str(j, "event_type", type);
-	PKT_FormatAddr(family, src, a, sizeof(a));
-	JSON_Str(j, "src_ip", a);
-	JSON_U64(j, "src_port", sport);
-	PKT_FormatAddr(family, dst, a, sizeof(a));
-	JSON_Str(j, "dest_ip", a);
-	JSON_U64(j, "dest_port", dport);
-	JSON_Str(j, "proto", "TCP");
-}
-
-static void
-submit(struct engine *e, struct json *j)
-{
-	size_t len = JSON_Finish(j);
-
-	if (len > 0)
-		EV_Submit(e->sink, j->buf, len);
-}
+/* ---- event records ---- */
 
 static uint64_t
 flow_real_ns(const struct engine *e, uint64_t mono_ns)
@@ -144,161 +115,47 @@ flow_real_ns(const struct engine *e, uint64_t mono_ns)
 	return e->now.real_ns - (e->now.mono_ns - mono_ns);
 }
 
+/* The flow event of flow f, ending now. */
 static void
-emit_flow(struct engine *e, const struct flow *f, const char *reason)
+report_flow_end(struct engine *e, const struct flow *f, enum rep_reason reason)
 {
-	char buf[EVENT_LINE_MAX], ts[40];
-	struct json j;
+	struct rep_flow_end r = { .f = f, .reason = reason };
 	uint64_t start_mono, end_mono;
-	int family = (f->flags & FL_IPV6) ? AF_INET6 : AF_INET;
 
-	if (e->sink == NULL || !EV_Allow(e->sink, e->now.mono_ns))
-		return;
+	if (e->rep.sink == NULL)
+		return;   /* no events */
 	start_mono = e->base_mono_ns + (uint64_t)f->first_seen_cs * 10000000ULL;
-	end_mono = e->now.mono_ns - (uint64_t)(uint32_t)(e->now_ms - f->last_seen_ms) * 1000000ULL;
+	end_mono = e->now.mono_ns - (uint64_t)(uint32_t)(e->now.ms - f->last_seen_ms) * 1000000ULL;
 	if (end_mono < start_mono)
 		end_mono = start_mono;
-	JSON_Init(&j, buf, sizeof(buf));
-	put_common(&j, e->now.real_ns, FLOW_Id(e->table, f), "flow", family, f->cli, f->cport, f->srv, f->sport);
-	JSON_ObjectOpen(&j, "flow");
-	JSON_U64(&j, "pkts_toserver", f->dir[DIR_TOSERVER].pkts);
-	JSON_U64(&j, "pkts_toclient", f->dir[DIR_TOCLIENT].pkts);
-	JSON_U64(&j, "bytes_toserver", f->dir[DIR_TOSERVER].bytes);
-	JSON_U64(&j, "bytes_toclient", f->dir[DIR_TOCLIENT].bytes);
-	EV_FormatTime(flow_real_ns(e, start_mono), ts, sizeof(ts));
-	JSON_Str(&j, "start", ts);
-	EV_FormatTime(flow_real_ns(e, end_mono), ts, sizeof(ts));
-	JSON_Str(&j, "end", ts);
-	JSON_U64(&j, "age", (end_mono - start_mono) / 1000000000ULL);
-	JSON_Str(&j, "state", FLOW_StateName((enum tcp_state)f->state));
-	JSON_Str(&j, "reason", reason);
-	JSON_Bool(&j, "midstream", (f->flags & FL_MIDSTREAM) != 0);
-	if (f->rtt_10us[DIR_TOSERVER] && f->rtt_10us[DIR_TOCLIENT])
-		JSON_Double(&j, "rtt_ms", (f->rtt_10us[DIR_TOSERVER] + f->rtt_10us[DIR_TOCLIENT]) / 100.0, 2);
-	JSON_ObjectClose(&j);
-	submit(e, &j);
-}
-
-static void
-flags_string(uint8_t flags, char *out)
-{
-	static const struct { uint8_t bit; char c; } map[] = {
-		{ TCPF_SYN, 'S' }, { TCPF_FIN, 'F' }, { TCPF_RST, 'R' }, { TCPF_PSH, 'P' },
-		{ TCPF_ACK, 'A' }, { TCPF_URG, 'U' }, { TCPF_ECE, 'E' }, { TCPF_CWR, 'C' },
-	};
-	int n = 0;
-
-	for (unsigned i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (flags & map[i].bit)
-			out[n++] = map[i].c;
-	out[n] = '\0';
-}
-
-static void
-emit_anomaly(struct engine *e, const struct pending_rst *pr)
-{
-	char buf[EVENT_LINE_MAX];
-	struct json j;
-
-	if (e->sink == NULL || !EV_AllowAlert(e->sink, e->now.mono_ns))
-		return;
-	JSON_Init(&j, buf, sizeof(buf));
-	put_common(&j, pr->real_ns, pr->flow_id, "anomaly", pr->pkt.family, pr->pkt.src, pr->pkt.sport, pr->pkt.dst,
-		   pr->pkt.dport);
-	JSON_ObjectOpen(&j, "anomaly");
-	JSON_Str(&j, "type", "stream");
-	JSON_Str(&j, "event", "stream.suspected_rst_inject");
-	JSON_ObjectClose(&j);
-	submit(e, &j);
-}
-
-static void
-emit_rst(struct engine *e, const struct pending_rst *pr, enum rg_verdict verdict, enum rg_verdict would)
-{
-	const struct pkt *p = &pr->pkt;
-	const struct rst_result *r = &pr->res;
-	char buf[EVENT_LINE_MAX], fl[10];
-	struct json j;
-
-	if (e->sink == NULL || !(r->forged ? EV_AllowAlert : EV_Allow)(e->sink, e->now.mono_ns))
-		return;
-	JSON_Init(&j, buf, sizeof(buf));
-	/* A revision is stamped when it is made; first_seen keeps the RST's own time. */
-	put_common(&j, pr->revised ? e->now.real_ns : pr->real_ns, pr->flow_id, "rst", p->family, p->src, p->sport,
-		   p->dst, p->dport);
-	JSON_Str(&j, "verdict", POLICY_VerdictName(verdict));
-	JSON_ObjectOpen(&j, "rst");
-	if (pr->revised) {
-		char ts[40];
-
-		JSON_Bool(&j, "revised", 1);
-		EV_FormatTime(pr->real_ns, ts, sizeof(ts));
-		JSON_Str(&j, "first_seen", ts);
-	}
-	JSON_Str(&j, "cause", RST_CauseName(r->cause));
-	JSON_Bool(&j, "forged", r->forged);
-	JSON_ArrayOpen(&j, "evidence");
-	for (unsigned b = 0; b < RST_EV_COUNT; b++)
-		if (r->evidence & (1u << b))
-			JSON_ArrayStr(&j, RST_EvidenceName(b));
-	JSON_ArrayClose(&j);
-	JSON_U64(&j, "score", (uint64_t)r->score);
-	if (r->forged)
-		JSON_Str(&j, "apparent_cause", RST_CauseName(r->apparent));
-	JSON_Bool(&j, "would_drop", would == RG_DROP);
-	JSON_Bool(&j, "held", pr->held);
-	if (pr->held)
-		JSON_U64(&j, "held_ms", e->now_ms - pr->start_ms);
-	if (HOLD_ConfirmName((enum hold_confirm)pr->confirm))
-		JSON_Str(&j, "confirmed", HOLD_ConfirmName((enum hold_confirm)pr->confirm));
-	JSON_Str(&j, "seq_check", TCP_RstSeqName(r->seq_class));
-	JSON_Bool(&j, "effective", r->seq_class == RST_SEQ_EXACT && !r->discarded);
-	JSON_Bool(&j, "challenge_ack", r->seq_class == RST_SEQ_IN_WINDOW);
-	JSON_U64(&j, "ttl", p->ttl);
-	if (pr->has_base)
-		JSON_U64(&j, "ttl_baseline", pr->ttl_base);
-	if (p->family == AF_INET) {
-		JSON_U64(&j, "ipid", p->ipid);
-		JSON_Bool(&j, "df", p->df);
-	}
-	JSON_U64(&j, "seq", p->seq);
-	JSON_U64(&j, "ack", p->ack);
-	flags_string(p->flags, fl);
-	JSON_Str(&j, "flags", fl);
-	JSON_U64(&j, "window", p->win);
-	JSON_U64(&j, "payload_len", p->payload_len);
-	if (pr->has_flow) {
-		JSON_Str(&j, "state", FLOW_StateName((enum tcp_state)pr->prev_state));
-		JSON_Str(&j, "direction", pr->dir == DIR_TOSERVER ? "toserver" : "toclient");
-		JSON_Bool(&j, "midstream", pr->midstream);
-		JSON_U64(&j, "idle_ms", pr->idle_ms);
-	}
-	JSON_ObjectClose(&j);
-	submit(e, &j);
+	r.flow_id = FLOW_Id(e->table, f);
+	r.start_ns = flow_real_ns(e, start_mono);
+	r.end_ns = flow_real_ns(e, end_mono);
+	r.age_s = (end_mono - start_mono) / 1000000000ULL;
+	REP_FlowEnd(&e->rep, &r);
 }
 
 /* ---- flow lifetime ---- */
 
 static void resolve_flow(struct engine *e, uint32_t idx, struct flow *f);
-static void unwatch(struct engine *e, uint32_t idx, struct flow *f);
 
 /* End a flow: report it and give its record back. */
 static void
-end_flow(struct engine *e, uint32_t idx, const char *reason)
+end_flow(struct engine *e, uint32_t idx, enum rep_reason reason)
 {
 	struct flow *f = FLOW_Get(e->table, idx);
 
 	if (f->flags & FL_PENDING)
 		resolve_flow(e, idx, f);
-	unwatch(e, idx, f);
-	emit_flow(e, f, reason);
+	EVI_Unwatch(&e->evi, idx, f);
+	report_flow_end(e, f, reason);
 	timer_disarm(e, idx, f);
 	FLOW_Remove(e->table, idx);
-	if (reason == reason_timeout)
+	if (reason == REP_TIMEOUT)
 		e->st.flows_expired++;
-	else if (reason == reason_forced)
+	else if (reason == REP_FORCED)
 		e->st.flows_evicted++;
-	else if (reason == reason_reused)
+	else if (reason == REP_REUSED)
 		e->st.flows_reused++;
 }
 
@@ -312,12 +169,12 @@ evict_one(struct engine *e)
 
 	n = TIMER_Soonest(&e->wheel[WHEEL_SHORT], e->table, cand, 1);
 	if (n == 1) {
-		end_flow(e, cand[0], reason_forced);
+		end_flow(e, cand[0], REP_FORCED);
 		return 1;
 	}
 	n = TIMER_Soonest(&e->wheel[WHEEL_EST], e->table, cand, EVICT_CANDIDATES);
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t idle = e->now_ms - FLOW_Get(e->table, cand[i])->last_seen_ms;
+		uint32_t idle = e->now.ms - FLOW_Get(e->table, cand[i])->last_seen_ms;
 
 		if (victim == FLOW_NIL || idle > best_idle) {
 			victim = cand[i];
@@ -326,7 +183,7 @@ evict_one(struct engine *e)
 	}
 	if (victim == FLOW_NIL)
 		return 0;
-	end_flow(e, victim, reason_forced);
+	end_flow(e, victim, REP_FORCED);
 	return 1;
 }
 
@@ -354,8 +211,8 @@ new_flow(struct engine *e, const struct pkt *p, struct flow_ref *ref)
 		}
 	}
 	f = ref->flow;
-	TCP_InitFlow(f, p, (uint32_t)((e->now.mono_ns - e->base_mono_ns) / 10000000ULL), e->now_us);
-	f->last_seen_ms = e->now_ms;
+	TCP_InitFlow(f, p, (uint32_t)((e->now.mono_ns - e->base_mono_ns) / 10000000ULL), e->now.us);
+	f->last_seen_ms = e->now.ms;
 	e->st.flows_created++;
 	if (f->flags & FL_MIDSTREAM)
 		e->st.flows_midstream++;
@@ -370,345 +227,6 @@ state_changed(struct engine *e, uint32_t idx, struct flow *f, enum tcp_state pre
 	if (f->state != prev) {
 		timer_disarm(e, idx, f);
 		timer_arm(e, idx, f);
-	}
-}
-
-/* ---- eviction and keepalive ---- */
-
-static inline int
-flow_family(const struct flow *f)
-{
-	return (f->flags & FL_IPV6) ? AF_INET6 : AF_INET;
-}
-
-/* The middlebox idle timeout configured for the flow's server (0: none). */
-static uint32_t
-flow_timeout_s(const struct engine *e, const struct flow *f)
-{
-	return CFG_IdleTimeoutFor(e->cfg, flow_family(f), f->srv, f->sport);
-}
-
-static uint32_t
-watch_min_ms(const struct engine *e, uint32_t timeout_s)
-{
-	return CFG_WatchMinGap(e->cfg, timeout_s) * 1000;
-}
-
-static void
-emit_eviction(struct engine *e, const struct flow *f, const char *kind, uint32_t gap_ms, uint32_t retrans,
-	      uint32_t timeout_s, const char *by, const struct evict_net *net)
-{
-	char buf[EVENT_LINE_MAX], nb[64];
-	struct json j;
-
-	if (e->sink == NULL || !EV_AllowAlert(e->sink, e->now.mono_ns))
-		return;
-	JSON_Init(&j, buf, sizeof(buf));
-	put_common(&j, e->now.real_ns, FLOW_Id(e->table, f), "eviction", flow_family(f), f->cli, f->cport,
-		   f->srv, f->sport);
-	JSON_ObjectOpen(&j, "eviction");
-	JSON_Str(&j, "kind", kind);
-	JSON_Double(&j, "idle", gap_ms / 1000.0, 3);
-	if (retrans)
-		JSON_U64(&j, "retransmits", retrans);
-	if (timeout_s)
-		JSON_U64(&j, "timeout", timeout_s);
-	JSON_Str(&j, "detected_by", by);
-	if (net) {
-		EVI_FormatNet(net, nb, sizeof(nb));
-		JSON_ObjectOpen(&j, "learned");
-		JSON_Str(&j, "network", nb);
-		JSON_Double(&j, "max_survived", net->max_survived_ms / 1000.0, 3);
-		if (net->min_evicted_ms)
-			JSON_Double(&j, "min_evicted", net->min_evicted_ms / 1000.0, 3);
-		JSON_ObjectClose(&j);
-	}
-	JSON_ObjectClose(&j);
-	submit(e, &j);
-}
-
-/* A middlebox forgot flow f after a silence of gap_ms: learn from it and report it, once. */
-static void
-eviction_found(struct engine *e, struct flow *f, const char *kind, uint32_t gap_ms, uint32_t retrans,
-	       uint32_t timeout_s, const char *by)
-{
-	const struct evict_net *n;
-
-	if (f->dir[DIR_TOSERVER].flags & FD_EVICTED)
-		return;
-	f->dir[DIR_TOSERVER].flags |= FD_EVICTED;
-	n = EVI_Learn(&e->evi, flow_family(f), f->srv, gap_ms, 1);
-	if (kind[0] == 'r')
-		e->st.evictions_rst++;
-	else
-		e->st.evictions_blackhole++;
-	emit_eviction(e, f, kind, gap_ms, retrans, timeout_s, by, n);
-}
-
-static void
-unwatch(struct engine *e, uint32_t idx, struct flow *f)
-{
-	if (f->flags & FL_WATCH) {
-		EVI_Release(&e->evi, EVI_Find(&e->evi, idx, f->first_seen_cs));
-		f->flags &= (uint8_t)~FL_WATCH;
-	}
-}
-
-/* A non-RST packet, before it updates the flow: a resumption after a silence starts a watch;
- * during a watch, the other side's answer means the path survived, and the resuming packet
- * sent again and again into silence means a black hole. */
-static void
-watch_packet(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct pkt *p)
-{
-	uint32_t gap = e->now_ms - f->last_seen_ms, timeout;
-	struct evict_watch *w;
-
-	if (f->flags & FL_WATCH) {
-		w = EVI_Find(&e->evi, idx, f->first_seen_cs);
-		if (w == NULL) {
-			f->flags &= (uint8_t)~FL_WATCH;
-		} else if (dir != w->dir) {
-			if (!w->reported)
-				EVI_Learn(&e->evi, flow_family(f), f->srv, w->gap_ms, 0);
-			EVI_Release(&e->evi, w);
-			f->flags &= (uint8_t)~FL_WATCH;
-		} else if (p->seq == w->seq && !(p->flags & TCPF_SYN)) {
-			if (w->retrans < 255)
-				w->retrans++;
-			if (w->retrans >= 2 && !w->reported) {
-				w->reported = 1;
-				eviction_found(e, f, "blackhole", w->gap_ms, w->retrans, w->timeout_s, "traffic");
-			}
-		}
-		return;
-	}
-	if (gap < 1000 || f->state != TCP_ESTABLISHED)
-		return;
-	timeout = flow_timeout_s(e, f);
-	if (gap < watch_min_ms(e, timeout))
-		return;
-	w = EVI_Watch(&e->evi, idx, f->first_seen_cs);
-	if (w == NULL) {
-		e->st.watch_full++;
-		return;
-	}
-	w->gap_ms = gap;
-	w->start_ms = e->now_ms;
-	w->seq = p->seq;
-	w->timeout_s = timeout;
-	w->dir = (uint8_t)dir;
-	f->flags |= FL_WATCH;
-}
-
-/* Is this RST a middlebox's, after a silence the path did not survive? Sets *gap and *timeout
- * for the report; *by says how it was noticed. */
-static int
-rst_after_silence(struct engine *e, uint32_t idx, struct flow *f, int dir, uint32_t *gap, uint32_t *timeout,
-		  const char **by)
-{
-	uint32_t idle = e->now_ms - f->last_seen_ms;
-
-	*by = "traffic";
-	if (f->dir[DIR_TOSERVER].flags & FD_EVICTED) {
-		*gap = idle;
-		return 1;           /* the rest of an eviction's RSTs */
-	}
-	if ((f->flags & FL_PROBING) && e->kaf && (e->kaf[idx].outstanding & (1u << !dir))) {
-		e->st.probes_rst++;
-		e->kaf[idx].gave_up = 1;
-		*gap = idle;
-		*timeout = flow_timeout_s(e, f);
-		*by = "probe";
-		return 1;           /* our probe found the state already lost */
-	}
-	if (f->flags & FL_WATCH) {
-		struct evict_watch *w = EVI_Find(&e->evi, idx, f->first_seen_cs);
-
-		/* A RST answering the resumption: the silence was long enough to be watched, so
-		 * a middlebox with a shorter timeout than configured is caught too. */
-		if (w && dir != w->dir) {
-			*gap = w->gap_ms;
-			*timeout = w->timeout_s;
-			return 1;
-		}
-	}
-	/* RSTs with no trigger, at the timeout (load balancers that reset both sides when they
-	 * forget a flow). Only near a configured timeout: long after it, or on a flow our probes
-	 * kept alive, an odd RST is judged like any other. */
-	if (idle >= 1000 && (f->state == TCP_ESTABLISHED || f->state == TCP_FIN_WAIT)) {
-		if ((f->flags & FL_PROBING) && e->kaf && (int32_t)(e->kaf[idx].refresh_ms - f->last_seen_ms) > 0)
-			idle = e->now_ms - e->kaf[idx].refresh_ms;
-		*timeout = flow_timeout_s(e, f);
-		*gap = idle;
-		return *timeout && idle >= *timeout * 1000 && idle <= *timeout * 2000;
-	}
-	return 0;
-}
-
-/* A token bucket of rate per second for the whole daemon (each queue's engine takes its share),
- * holding at most one second's worth. Returns 1 if a token was taken. */
-static int
-take_token(struct engine *e, double *tokens, uint64_t *refill_ns, uint32_t rate)
-{
-	uint32_t per_queue = rate / (e->cfg->queue_count ? e->cfg->queue_count : 1);
-
-	if (per_queue == 0)
-		per_queue = 1;
-	if (e->now.mono_ns > *refill_ns) {
-		*tokens += (double)(e->now.mono_ns - *refill_ns) * per_queue / 1e9;
-		if (*tokens > per_queue)
-			*tokens = per_queue;
-		*refill_ns = e->now.mono_ns;
-	}
-	if (*tokens < 1.0)
-		return 0;
-	*tokens -= 1.0;
-	return 1;
-}
-
-/* The raw sockets probes go out through, opened on first use. Returns 0, or -1 if unavailable. */
-static int
-probe_sockets(struct engine *e)
-{
-	if (e->send_fn)
-		return 0;
-	if (e->ka.fd4 == -2 || (e->ka.fd4 < 0 && KA_Open(&e->ka) < 0)) {
-		e->ka.fd4 = -2;   /* do not try again */
-		return -1;
-	}
-	return 0;
-}
-
-static int
-probe_send(struct engine *e, const struct flow *f, const uint8_t *buf, uint32_t len)
-{
-	return e->send_fn ? e->send_fn(e->send_ctx, f, buf, len) : KA_Send(&e->ka, f, buf, len);
-}
-
-/* Keepalive: when flow idx is due, send probes if it is time; returns when to look again
- * (engine seconds), 0 for never in this idle period. */
-static uint32_t
-keepalive_visit(struct engine *e, uint32_t idx, struct flow *f)
-{
-	const struct config *c = e->cfg;
-	uint32_t timeout, idle, interval_ms, base, sides, answer_wait_ms = 1000;
-	struct ka_flow *k;
-	uint8_t buf[128];
-
-	if (!c->keepalive || f->state != TCP_ESTABLISHED)
-		return 0;
-	timeout = flow_timeout_s(e, f);
-	if (timeout == 0)
-		return 0;
-	if (e->kaf == NULL) {
-		/* First use (keepalive may have been switched on by a reload). */
-		if (probe_sockets(e) < 0)
-			return 0;
-		e->kaf = calloc(FLOW_Capacity(e->table), sizeof(*e->kaf));
-		if (e->kaf == NULL)
-			return 0;
-	}
-	k = &e->kaf[idx];
-	idle = e->now_ms - f->last_seen_ms;
-	if (idle >= c->max_idle * 1000) {
-		f->flags &= (uint8_t)~FL_PROBING;   /* abandoned: let the middlebox forget it */
-		return 0;
-	}
-	if (!(f->flags & FL_PROBING))
-		memset(k, 0, sizeof(*k));
-	if (k->gave_up)
-		return 0;
-	/* Probe at timeout - lead; automatic lead: a fifth of the timeout (0.8 x, as in the research). */
-	interval_ms = (c->probe_lead && c->probe_lead < timeout ? timeout - c->probe_lead : timeout * 4 / 5) * 1000;
-	if (k->outstanding) {
-		if (e->now_ms - k->probe_ms < answer_wait_ms)
-			return e->now_s + 1;
-		k->outstanding = 0;
-		e->st.probes_unanswered++;
-		if (++k->unanswered >= c->probe_retries) {
-			k->gave_up = 1;
-			eviction_found(e, f, "blackhole", idle, k->unanswered, timeout, "probe");
-			return 0;
-		}
-	} else {
-		base = f->last_seen_ms;
-		if ((f->flags & FL_PROBING) && (int32_t)(k->refresh_ms - base) > 0)
-			base = k->refresh_ms;
-		if ((int32_t)(e->now_ms - (base + interval_ms)) < 0)
-			return e->now_s + (base + interval_ms - e->now_ms + 999) / 1000;
-	}
-	/* Time to probe, toward the side(s) beyond the middlebox. */
-	sides = c->probe_side == PROBE_BOTH ? 3u : c->probe_side == PROBE_CLIENT ? 1u << DIR_TOCLIENT : 1u << DIR_TOSERVER;
-	for (int x = 0; x < 2; x++) {
-		uint32_t len;
-
-		if (!(sides & (1u << x)) || !KA_Eligible(f, x))
-			continue;
-		if (!take_token(e, &e->probe_tokens, &e->probe_refill_ns, c->probe_rate)) {
-			e->st.probes_rate_limited++;
-			return e->now_s + 1;
-		}
-		len = KA_Build(f, x, buf);
-		if (probe_send(e, f, buf, len) < 0) {
-			e->st.probe_errors++;
-			continue;
-		}
-		e->st.probes_sent++;
-		k->outstanding |= (uint8_t)(1u << x);
-	}
-	if (k->outstanding) {
-		k->probe_ms = e->now_ms;
-		f->flags |= FL_PROBING;
-		return e->now_s + 1 + answer_wait_ms / 1000;
-	}
-	return e->now_s + interval_ms / 1000;   /* not eligible now (data in flight): later */
-}
-
-/* A packet of a flow being probed: the answer to our probe is taken out of the stream (the
- * endpoint never sent a probe, so it must never see an answer); real traffic ends the idle
- * period. Returns 1 if p was a probe's answer, 2 if it was our probe itself, 0 otherwise. */
-static int
-keepalive_packet(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct pkt *p)
-{
-	struct ka_flow *k = &e->kaf[idx];
-	int x = !dir;
-
-	if ((k->outstanding & (1u << x)) && p->flags == TCPF_ACK && p->payload_len == 0 &&
-	    p->seq == f->dir[dir].next_seq && p->ack == f->dir[x].next_seq) {
-		k->outstanding &= (uint8_t)~(1u << x);
-		k->unanswered = 0;
-		k->refresh_ms = e->now_ms;
-		e->st.probes_answered++;
-		return 1;
-	}
-	/* Our own probe, queued again on its way out (a rule on OUTPUT): let it pass untouched. */
-	if ((k->outstanding & (1u << dir)) && p->flags == TCPF_ACK && p->payload_len == 0 &&
-	    p->seq == f->dir[dir].next_seq - 1)
-		return 2;
-	f->flags &= (uint8_t)~FL_PROBING;
-	return 0;
-}
-
-void
-ENG_LogLearned(const struct engine *e)
-{
-	char nb[64];
-
-	for (uint32_t i = 0; i < e->evi.ncap; i++) {
-		const struct evict_net *n = &e->evi.nets[i];
-
-		if (!n->in_use)
-			continue;
-		EVI_FormatNet(n, nb, sizeof(nb));
-		if (n->min_evicted_ms && n->survived)
-			log_info("eviction: %s: idle timeout between %.1f s (longest survived, %u times) and %.1f s (shortest evicted, %u times)",
-				 nb, n->max_survived_ms / 1000.0, n->survived, n->min_evicted_ms / 1000.0, n->evicted);
-		else if (n->min_evicted_ms)
-			log_info("eviction: %s: idle timeout at most %.1f s (shortest evicted, %u times; no silence survived yet)",
-				 nb, n->min_evicted_ms / 1000.0, n->evicted);
-		else
-			log_info("eviction: %s: survived silences up to %.1f s (%u times), no eviction seen",
-				 nb, n->max_survived_ms / 1000.0, n->survived);
 	}
 }
 
@@ -748,10 +266,10 @@ rst_delivered(struct engine *e, uint32_t idx, struct flow *f, int dir, const str
 {
 	enum tcp_state prev;
 
-	f->last_seen_ms = e->now_ms;
+	f->last_seen_ms = e->now.ms;
 	f->dir[dir].flags |= FD_LAST;
 	f->dir[!dir].flags &= (uint16_t)~FD_LAST;
-	prev = TCP_Update(f, dir, p, e->now_us);
+	prev = TCP_Update(f, dir, p, e->now.us);
 	state_changed(e, idx, f, prev);
 }
 
@@ -773,7 +291,7 @@ tomb_keep(struct engine *e, const struct flow *f, const struct pending_rst *pr)
 	if (e->cfg->revise_window == 0 || e->tomb == NULL || !pr->has_flow || pr->res.eviction)
 		return;
 	t = tomb_slot(e, pr->flow_idx, pr->dir);
-	if (t->in_use && (int32_t)(e->now_ms - t->deadline_ms) < 0 &&
+	if (t->in_use && (int32_t)(e->now.ms - t->deadline_ms) < 0 &&
 	    (t->flow_idx != pr->flow_idx || t->flow_start_cs != pr->flow_start_cs || t->dir != pr->dir)) {
 		e->st.tombstones_full++;
 		return;
@@ -781,12 +299,24 @@ tomb_keep(struct engine *e, const struct flow *f, const struct pending_rst *pr)
 	*t = *pr;
 	t->in_use = 1;
 	t->held = 0;
-	t->deadline_ms = e->now_ms + e->cfg->revise_window * 1000;
+	t->deadline_ms = e->now.ms + e->cfg->revise_window * 1000;
 	(void)f;
 }
 
+/* Does flow idx (record f) still have a RST awaiting judgement? */
+static int
+flow_has_pending(const struct engine *e, uint32_t idx, const struct flow *f)
+{
+	for (uint32_t k = 0; k < e->holds.cap; k++) {
+		const struct pending_rst *pr = &e->holds.slots[k];
+
+		if (pr->in_use && pr->flow_idx == idx && pr->flow_start_cs == f->first_seen_cs)
+			return 1;
+	}
+	return 0;
+}
+
 static enum rg_verdict conclude(struct engine *e, struct flow *f, struct pending_rst *pr);
-static int flow_has_pending(const struct engine *e, uint32_t idx, const struct flow *f);
 
 /* A packet from a side that sent a RST judged genuine: if that side talks on as a live socket
  * (new data, an advancing ACK, a FIN beyond the RST; a SYN-ACK after a RST that answered the
@@ -800,7 +330,7 @@ tomb_news(struct engine *e, uint32_t idx, struct flow *f, int dir, const struct 
 
 	if (!t->in_use || t->flow_idx != idx || t->flow_start_cs != f->first_seen_cs || t->dir != dir)
 		return;
-	if ((int32_t)(e->now_ms - t->deadline_ms) >= 0) {
+	if ((int32_t)(e->now.ms - t->deadline_ms) >= 0) {
 		t->in_use = 0;
 		return;
 	}
@@ -846,7 +376,7 @@ conclude(struct engine *e, struct flow *f, struct pending_rst *pr)
 		e->st.rst_would_drop++;
 	if (verdict == RG_DROP)
 		e->st.rst_dropped++;
-	emit_rst(e, pr, verdict, would);
+	REP_Rst(&e->rep, pr, verdict, would);
 	if (e->rst_hook)
 	{
 		struct rst_result was = pr->res;
@@ -856,7 +386,7 @@ conclude(struct engine *e, struct flow *f, struct pending_rst *pr)
 		e->rst_hook(e->rst_hook_ctx, &pr->pkt, &pr->res, would, pr->revised ? &was : NULL);
 	}
 	if (pr->res.forged) {
-		emit_anomaly(e, pr);
+		REP_Anomaly(&e->rep, pr);
 		if (f)
 			f->dir[pr->dir].flags |= FD_FORGED;
 	} else if (f) {
@@ -988,17 +518,15 @@ confirm_probe(struct engine *e, const struct flow *f, struct pending_rst *pr)
 	if (!e->cfg->confirm || !(x->flags & FD_SEEN) || !(x->flags & FD_ACK) ||
 	    ((x->flags | f->dir[pr->dir].flags) & FD_MD5))
 		return;
-	if (!take_token(e, &e->confirm_tokens, &e->confirm_refill_ns, e->cfg->confirm_rate)) {
+	if (!KA_TakeToken(&e->confirm_bucket, e->now.mono_ns, e->cfg->confirm_rate, e->cfg->queue_count)) {
 		e->st.confirm_rate_limited++;
 		return;
 	}
-	if (probe_sockets(e) < 0)
+	if (KA_SenderReady(&e->probes) < 0)
 		return;
 	len = KA_Build(f, !pr->dir, buf);
-	if (probe_send(e, f, buf, len) < 0) {
-		e->st.probe_errors++;
+	if (KA_SendProbe(&e->probes, f, buf, len) < 0)
 		return;
-	}
 	pr->confirm = CONFIRM_SENT;
 	e->st.confirm_sent++;
 }
@@ -1012,9 +540,8 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 	struct rst_context ctx = { 0 };
 	struct rst_history *h = NULL;
 	enum rg_verdict verdict;
+	struct evi_seen silence;
 	int wait = 0, hold = 0;
-	uint32_t ev_gap = 0, ev_timeout = 0;
-	const char *ev_by = "traffic";
 
 	if (f && (f->flags & FL_PENDING) && pending_probe_rst(e, ref->index, f, dir, p))
 		return RG_DROP;
@@ -1026,30 +553,29 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 		uint32_t host;
 
 		memcpy(&host, p->src + (p->family == AF_INET6 ? 12 : 0), sizeof(host));
-		ctx.signature = RST_SignatureSeen(&e->sig, p, host | 1u, s->ipid, e->now_ms);
+		ctx.signature = RST_SignatureSeen(&e->sig, p, host | 1u, s->ipid, e->now.ms);
 		h = history_slot(e, ref->index, dir);
-		ctx.now_ms = e->now_ms;
-		uint64_t since_us = (uint64_t)(uint32_t)(e->now_ms - f->last_seen_ms) * 1000;
+		ctx.now_ms = e->now.ms;
+		uint64_t since_us = (uint64_t)(uint32_t)(e->now.ms - f->last_seen_ms) * 1000;
 
 		ctx.since_last_us = since_us > UINT32_MAX ? UINT32_MAX : (uint32_t)since_us;
 		ctx.last_from_receiver = (f->dir[!dir].flags & FD_LAST) != 0;
 		if (h->key == ((ref->index << 1) | (uint32_t)dir) + 1 && h->flow_start_cs == f->first_seen_cs &&
-		    e->now_ms - h->last_ms <= RST_BURST_WINDOW_MS)
+		    e->now.ms - h->last_ms <= RST_BURST_WINDOW_MS)
 			ctx.hist = h;
-		ctx.eviction = rst_after_silence(e, ref->index, f, dir, &ev_gap, &ev_timeout, &ev_by);
+		ctx.eviction = EVI_RstAfterSilence(&e->evi, ref->index, f, dir, KA_Probing(&e->ka, ref->index, f),
+						   &silence);
 		RST_Analyse(f, dir, p, &ctx, &e->par, &now_pr.res);
-		if (now_pr.res.eviction) {
-			eviction_found(e, f, "rst", ev_gap, 0, ev_timeout, ev_by);
-			unwatch(e, ref->index, f);
-		}
-		RST_Remember(h, ((ref->index << 1) | (uint32_t)dir) + 1, f->first_seen_cs, p, e->now_ms);
+		if (now_pr.res.eviction)
+			EVI_RstEvicted(&e->evi, ref->index, f, &silence);
+		RST_Remember(h, ((ref->index << 1) | (uint32_t)dir) + 1, f->first_seen_cs, p, e->now.ms);
 		now_pr.has_flow = 1;
 		now_pr.flow_idx = ref->index;
 		now_pr.flow_start_cs = f->first_seen_cs;
 		now_pr.flow_id = FLOW_Id(e->table, f);
 		now_pr.dir = (uint8_t)dir;
 		now_pr.prev_state = f->state;
-		now_pr.idle_ms = e->now_ms - f->last_seen_ms;
+		now_pr.idle_ms = e->now.ms - f->last_seen_ms;
 		now_pr.midstream = (f->flags & FL_MIDSTREAM) != 0;
 		now_pr.ack_before = s->last_ack;
 		if (s->flags & FD_SEEN) {
@@ -1085,8 +611,8 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 			*pr = now_pr;
 			pr->in_use = 1;
 			pr->pkt_id = pkt_id;
-			pr->start_ms = e->now_ms;
-			pr->deadline_ms = e->now_ms + wait_ms(e, f, dir);
+			pr->start_ms = e->now.ms;
+			pr->deadline_ms = e->now.ms + wait_ms(e, f, dir);
 			f->flags |= FL_PENDING;
 			if (hold) {
 				pr->held = 1;
@@ -1103,6 +629,8 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 		rst_delivered(e, ref->index, f, dir, p);
 	return verdict;
 }
+
+/* ---- the per-packet path ---- */
 
 void
 ENG_Prepare(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen, struct eng_prep *pp)
@@ -1155,7 +683,7 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 		/* A new connection on the tuple of a finished one starts a new flow. */
 		if ((pk->flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN &&
 		    (f->state == TCP_TIME_WAIT || f->state == TCP_CLOSED)) {
-			end_flow(e, ref.index, reason_reused);
+			end_flow(e, ref.index, REP_REUSED);
 			f = new_flow(e, pk, &ref);
 		}
 	} else {
@@ -1164,13 +692,13 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 	if (f == NULL)
 		return RG_ACCEPT;
 	probed = (f->flags & FL_PROBING) != 0;
-	if (probed && e->kaf) {
-		switch (keepalive_packet(e, ref.index, f, ref.dir, pk)) {
-		case 1:
+	if (probed) {
+		switch (KA_Packet(&e->ka, ref.index, f, ref.dir, pk)) {
+		case KA_ANSWER:
 			return RG_DROP;   /* our probe's answer: the endpoint must not see it */
-		case 2:
+		case KA_OWN_PROBE:
 			return RG_ACCEPT; /* our probe itself */
-		default:
+		case KA_TRAFFIC:
 			break;
 		}
 	}
@@ -1179,11 +707,11 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 	if (f->dir[ref.dir].flags & FD_RST)
 		tomb_news(e, ref.index, f, ref.dir, pk);
 	/* A silence our probes bridged says nothing about the middlebox's own timeout. */
-	if ((f->flags & FL_WATCH) || (!probed && (uint32_t)(e->now_ms - f->last_seen_ms) >= 1000))
-		watch_packet(e, ref.index, f, ref.dir, pk);
+	if ((f->flags & FL_WATCH) || (!probed && (uint32_t)(e->now.ms - f->last_seen_ms) >= 1000))
+		EVI_Packet(&e->evi, ref.index, f, ref.dir, pk);
 
-	f->last_seen_ms = e->now_ms;
-	prev = TCP_Update(f, ref.dir, pk, e->now_us);
+	f->last_seen_ms = e->now.ms;
+	prev = TCP_Update(f, ref.dir, pk, e->now.us);
 	state_changed(e, ref.index, f, prev);
 	return RG_ACCEPT;
 }
@@ -1195,23 +723,19 @@ expiry_due(void *ctx, uint32_t idx, uint32_t due_s)
 {
 	struct engine *e = ctx;
 	struct flow *f = FLOW_Get(e->table, idx);
-	uint32_t idle_ms = e->now_ms - f->last_seen_ms, deadline;
+	uint32_t idle_ms = e->now.ms - f->last_seen_ms, deadline;
 	uint64_t timeout_ms = (uint64_t)TCP_StateTimeout(&e->cfg->timeout, f->state) * 1000;
 
 	(void)due_s;
 	f->flags &= (uint8_t)~FL_LINKED;  /* the wheel unlinked it */
 	if (idle_ms >= timeout_ms) {
-		end_flow(e, idx, reason_timeout);
+		end_flow(e, idx, REP_TIMEOUT);
 		return 0;
 	}
 	f->flags |= FL_LINKED;  /* re-linked in the same wheel by the caller */
-	deadline = e->now_s + (uint32_t)((timeout_ms - idle_ms + 999) / 1000);
-	if (e->cfg->keepalive && f->state == TCP_ESTABLISHED) {
-		uint32_t k = keepalive_visit(e, idx, f);
-
-		if (k && (int32_t)(k - deadline) < 0)
-			deadline = k;
-	}
+	deadline = e->now.s + (uint32_t)((timeout_ms - idle_ms + 999) / 1000);
+	if (e->cfg->keepalive && f->state == TCP_ESTABLISHED)
+		deadline = keepalive_due(e, idx, f, deadline);
 	return deadline;
 }
 
@@ -1223,24 +747,12 @@ ENG_SetTime(struct engine *e, const struct engine_time *now)
 	/* Never go back (a capture's timestamps may): idle times are unsigned differences. */
 	if (now->mono_ns < e->base_mono_ns || now->mono_ns < e->now.mono_ns)
 		return;
-	e->now = *now;
+	e->now.mono_ns = now->mono_ns;
+	e->now.real_ns = now->real_ns;
 	rel = now->mono_ns - e->base_mono_ns;
-	e->now_s = (uint32_t)(rel / 1000000000ULL);
-	e->now_ms = (uint32_t)(rel / 1000000ULL);
-	e->now_us = (uint32_t)(rel / 1000ULL);
-}
-
-/* Does flow idx (record f) still have a RST awaiting judgement? */
-static int
-flow_has_pending(const struct engine *e, uint32_t idx, const struct flow *f)
-{
-	for (uint32_t k = 0; k < e->holds.cap; k++) {
-		const struct pending_rst *pr = &e->holds.slots[k];
-
-		if (pr->in_use && pr->flow_idx == idx && pr->flow_start_cs == f->first_seen_cs)
-			return 1;
-	}
-	return 0;
+	e->now.s = (uint32_t)(rel / 1000000000ULL);
+	e->now.ms = (uint32_t)(rel / 1000000ULL);
+	e->now.us = (uint32_t)(rel / 1000ULL);
 }
 
 /* Judge the pending RSTs whose wait is over. */
@@ -1251,7 +763,7 @@ pending_due(struct engine *e)
 		struct pending_rst *pr = &e->holds.slots[i];
 		struct flow *f;
 
-		if (!pr->in_use || (int32_t)(e->now_ms - pr->deadline_ms) < 0)
+		if (!pr->in_use || (int32_t)(e->now.ms - pr->deadline_ms) < 0)
 			continue;
 		f = FLOW_Get(e->table, pr->flow_idx);
 		if (!(f->flags & FL_LINKED) || f->first_seen_cs != pr->flow_start_cs)
@@ -1288,25 +800,8 @@ ENG_NextDueMs(const struct engine *e)
 
 	if (!HOLD_NextDeadline(&e->holds, &d))
 		return -1;
-	left = (int32_t)(d - e->now_ms);
+	left = (int32_t)(d - e->now.ms);
 	return left < 0 ? 0 : left;
-}
-
-/* Watches that saw no outcome in time end without one. */
-static void
-watch_expire(struct engine *e)
-{
-	for (uint32_t i = 0; i < e->evi.wcap && e->evi.wused; i++) {
-		struct evict_watch *w = &e->evi.watch[i];
-
-		if (w->in_use && e->now_ms - w->start_ms > WATCH_MAX_MS) {
-			struct flow *f = FLOW_Get(e->table, w->flow_idx);
-
-			if ((f->flags & FL_LINKED) && f->first_seen_cs == w->flow_start_cs)
-				f->flags &= (uint8_t)~FL_WATCH;
-			EVI_Release(&e->evi, w);
-		}
-	}
 }
 
 void
@@ -1315,10 +810,10 @@ ENG_Tick(struct engine *e)
 	if (e->holds.used)
 		pending_due(e);
 	/* Once a second (the wheel has not yet been advanced to this second). */
-	if (e->evi.wused && e->now_s != e->wheel[WHEEL_SHORT].now_s)
-		watch_expire(e);
-	TIMER_Advance(&e->wheel[WHEEL_SHORT], e->table, e->now_s, EXPIRY_BUDGET, expiry_due, e);
-	TIMER_Advance(&e->wheel[WHEEL_EST], e->table, e->now_s, EXPIRY_BUDGET, expiry_due, e);
+	if (e->now.s != e->wheel[WHEEL_SHORT].now_s)
+		EVI_Expire(&e->evi);
+	TIMER_Advance(&e->wheel[WHEEL_SHORT], e->table, e->now.s, EXPIRY_BUDGET, expiry_due, e);
+	TIMER_Advance(&e->wheel[WHEEL_EST], e->table, e->now.s, EXPIRY_BUDGET, expiry_due, e);
 }
 
 /* ---- lifetime ---- */
@@ -1337,15 +832,19 @@ ENG_Create(const struct config *cfg, uint32_t max_flows, struct event_sink *sink
 		return NULL;
 	}
 	e->cfg = cfg;
-	e->sink = sink;
+	e->rep.sink = sink;
+	e->rep.now = &e->now;
 	e->base_mono_ns = start->mono_ns;
 	load_params(e);
+	KA_SenderInit(&e->probes);
+	KA_Init(&e->ka, &(struct ka_ctx){ .cfg = cfg, .now = &e->now, .sender = &e->probes,
+					   .flows_cap = FLOW_Capacity(e->table) });
 	e->hist = calloc(HISTORY_SLOTS, sizeof(*e->hist));
 	e->tomb = calloc(TOMB_SLOTS, sizeof(*e->tomb));
 	e->decided = calloc(cfg->max_pending, sizeof(*e->decided));
-	e->ka.fd4 = e->ka.fd6 = -1;
 	if (e->hist == NULL || e->tomb == NULL || e->decided == NULL || HOLD_Init(&e->holds, cfg->max_pending) < 0 ||
-	    EVI_Init(&e->evi, WATCH_SLOTS, LEARN_NETS) < 0) {
+	    EVI_Init(&e->evi, &(struct evi_ctx){ .cfg = cfg, .now = &e->now, .table = e->table, .rep = &e->rep },
+		     WATCH_SLOTS, LEARN_NETS) < 0) {
 		ENG_Destroy(e);
 		return NULL;
 	}
@@ -1360,6 +859,8 @@ ENG_SetConfig(struct engine *e, const struct config *cfg)
 {
 	/* The pending table keeps the size it was created with (max_pending needs a restart). */
 	e->cfg = cfg;
+	e->evi.ctx.cfg = cfg;
+	e->ka.ctx.cfg = cfg;
 	load_params(e);
 }
 
@@ -1379,15 +880,21 @@ ENG_Shutdown(struct engine *e)
 		struct flow *f = FLOW_Get(e->table, i);
 
 		if (f->flags & FL_LINKED)
-			end_flow(e, i, reason_shutdown);
+			end_flow(e, i, REP_SHUTDOWN);
 	}
+}
+
+void
+ENG_LogLearned(const struct engine *e)
+{
+	EVI_LogLearned(&e->evi);
 }
 
 void
 ENG_SetProbeSender(struct engine *e, eng_send_fn fn, void *ctx)
 {
-	e->send_fn = fn;
-	e->send_ctx = ctx;
+	e->probes.fn = fn;
+	e->probes.fn_ctx = ctx;
 }
 
 void
@@ -1401,6 +908,15 @@ void
 ENG_GetStats(const struct engine *e, struct engine_stats *st)
 {
 	*st = e->st;
+	st->evictions_rst = e->evi.st.evictions_rst;
+	st->evictions_blackhole = e->evi.st.evictions_blackhole;
+	st->watch_full = e->evi.st.watch_full;
+	st->probes_rst = e->evi.st.probes_rst;
+	st->probes_sent = e->ka.st.sent;
+	st->probes_answered = e->ka.st.answered;
+	st->probes_unanswered = e->ka.st.unanswered;
+	st->probes_rate_limited = e->ka.st.rate_limited;
+	st->probe_errors = e->probes.errors;
 	st->flows_active = FLOW_Count(e->table);
 	st->flows_capacity = FLOW_Capacity(e->table);
 	st->memory_bytes = FLOW_MemoryBytes(e->table) + sizeof(*e);
@@ -1425,8 +941,8 @@ ENG_Destroy(struct engine *e)
 	FLOW_DestroyTable(e->table);
 	HOLD_Fini(&e->holds);
 	EVI_Fini(&e->evi);
-	KA_Close(&e->ka);
-	free(e->kaf);
+	KA_Fini(&e->ka);
+	KA_SenderFini(&e->probes);
 	free(e->hist);
 	free(e->tomb);
 	free(e->decided);

@@ -9,6 +9,12 @@
 
 #include <stdint.h>
 
+#include "config.h"
+#include "flow.h"
+#include "keepalive.h"
+#include "report.h"
+#include "timer.h"
+
 struct evict_watch {
 	uint32_t flow_idx;
 	uint32_t flow_start_cs;   /* tells a recycled flow record apart */
@@ -32,33 +38,70 @@ struct evict_net {
 	uint32_t survived, evicted;
 };
 
+/* What eviction detection sees of its engine: no more than this. */
+struct evi_ctx {
+	const struct config *cfg;       /* idle timeouts (the engine points it at a reloaded one) */
+	const struct timer_clock *now;
+	struct flow_table *table;       /* the flows watched, and their ids for events */
+	const struct reporter *rep;     /* eviction events */
+};
+
+/* An eviction seen: how it showed, what noticed it, after what silence. */
+struct evi_seen {
+	enum rep_evict_kind kind;
+	enum rep_detector by;
+	uint32_t gap_ms;          /* the silence before */
+	uint32_t retrans;         /* retransmissions into it (black holes) */
+	uint32_t timeout_s;       /* the middlebox timeout configured for the flow (0: none) */
+};
+
+struct evi_stats {
+	uint64_t evictions_rst;         /* middlebox evictions seen as a RST */
+	uint64_t evictions_blackhole;   /* ... seen as retransmissions into silence */
+	uint64_t watch_full;            /* resumptions not watched: table full */
+	uint64_t probes_rst;            /* keepalive probes answered by a RST: the state was lost */
+};
+
 struct eviction {
+	struct evi_ctx ctx;
 	struct evict_watch *watch;
 	uint32_t wcap, wused;
 	struct evict_net *nets;
 	uint32_t ncap;
-	uint64_t watch_full;      /* resumptions not watched: table full */
+	struct evi_stats st;
 };
 
-/* Allocate the tables. Returns 0 or -1. */
-int EVI_Init(struct eviction *ev, uint32_t watch_cap, uint32_t net_cap);
+/* Allocate the tables: watch_cap resumptions watched at once, net_cap server networks learnt.
+ * Returns 0 or -1. */
+int EVI_Init(struct eviction *ev, const struct evi_ctx *ctx, uint32_t watch_cap, uint32_t net_cap);
+
+/* Free the tables. */
 void EVI_Fini(struct eviction *ev);
 
-/* Start watching a resumption; NULL when the table is full. */
-struct evict_watch *EVI_Watch(struct eviction *ev, uint32_t flow_idx, uint32_t flow_start_cs);
+/* A packet other than a RST of flow idx (record f) from side dir, before it updates the flow:
+ * a resumption after a silence starts a watch; during a watch, the other side's answer means
+ * the path survived, the resuming packet sent again into silence a black hole (reported). */
+void EVI_Packet(struct eviction *ev, uint32_t idx, struct flow *f, int dir, const struct pkt *p);
 
-/* The watch of a flow, or NULL. */
-struct evict_watch *EVI_Find(struct eviction *ev, uint32_t flow_idx, uint32_t flow_start_cs);
+/* Is a RST from side dir of flow idx a middlebox's, after a silence the path did not survive?
+ * k is the flow's keepalive state while our probes keep it (else NULL): a RST answering our
+ * probe means the state was already lost. Fills *seen for EVI_RstEvicted. */
+int EVI_RstAfterSilence(struct eviction *ev, uint32_t idx, struct flow *f, int dir, struct ka_flow *k,
+			struct evi_seen *seen);
 
-/* Stop watching. */
-void EVI_Release(struct eviction *ev, struct evict_watch *w);
+/* The analysis took the RST for an eviction: learn, report (once per flow), stop watching. */
+void EVI_RstEvicted(struct eviction *ev, uint32_t idx, struct flow *f, const struct evi_seen *seen);
 
-/* Record an outcome for the server network of addr: silence gap_ms, evicted or survived.
- * Returns the network's entry (NULL if none could be kept). */
-const struct evict_net *EVI_Learn(struct eviction *ev, int family, const uint8_t *server, uint32_t gap_ms,
-				  int evicted);
+/* A middlebox forgot flow f: learn from it and report it, once per flow. */
+void EVI_Found(struct eviction *ev, struct flow *f, const struct evi_seen *seen);
 
-/* Format a network entry's prefix ("198.18.3.0/24") into buf (at least 52 bytes). */
-void EVI_FormatNet(const struct evict_net *n, char *buf, unsigned len);
+/* Flow idx (record f) ends: stop watching it. */
+void EVI_Unwatch(struct eviction *ev, uint32_t idx, struct flow *f);
+
+/* End the watches that saw no outcome in time (call about once a second). */
+void EVI_Expire(struct eviction *ev);
+
+/* Log what has been learnt of each server network's idle timeout. */
+void EVI_LogLearned(const struct eviction *ev);
 
 #endif

@@ -37,20 +37,29 @@ struct cli {
 	enum summary_format summary;
 };
 
+/* A packet thread, as the control thread sees it. */
 struct worker {
 	pthread_t thread;
-	struct nfq *q;
-	struct engine *eng;
-	atomic_uint seen_gen;
+	struct nfq_worker run;     /* its queue and engine, and the configuration it took */
 	atomic_int done;
 	struct nfq_stats qstats;   /* saved when the queue is closed */
 };
 
+/* The running daemon, from start-up to shutdown. */
+struct daemon {
+	const struct cli *cli;
+	struct config *cfg;        /* the running configuration */
+	struct config *retired;    /* the one a reload replaced, until every thread took the new */
+	struct worker *workers;
+	unsigned n;                /* queues */
+	unsigned started;          /* threads started */
+	sigset_t waitmask;         /* the signals the control thread takes, in ppoll */
+};
+
 static volatile sig_atomic_t got_term, got_hup, got_usr1;
 
-static atomic_int stop_flag;
-static _Atomic(const struct config *) live_cfg;
-static atomic_uint cfg_gen;
+/* Stop flag and configuration swaps, shared with the packet threads. */
+static struct nfq_control ctl;
 
 static void
 on_signal(int sig)
@@ -230,49 +239,19 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 
-	NFQ_Run(w->q, w->eng, &stop_flag, &live_cfg, &cfg_gen, &w->seen_gen);
-	NFQ_GetStats(w->q, &w->qstats);
-	NFQ_Close(w->q);
-	w->q = NULL;
+	NFQ_Run(&w->run);
+	NFQ_GetStats(w->run.q, &w->qstats);
+	NFQ_Close(w->run.q);
+	w->run.q = NULL;
 	atomic_store(&w->done, 1);
 	return NULL;
-}
-
-/* Settings bound at start-up keep their running values; say so instead of half-applying them. */
-static void
-keep_restart_only(struct config *nc, const struct config *old)
-{
-	if (nc->queue_num != old->queue_num || nc->queue_count != old->queue_count ||
-	    nc->queue_maxlen != old->queue_maxlen || nc->copy_range != old->copy_range ||
-	    nc->fail_open != old->fail_open || nc->rcvbuf != old->rcvbuf || nc->batch != old->batch)
-		log_warnx("reload: queue settings changed: requires restart");
-	if (nc->flows_max != old->flows_max)
-		log_warnx("reload: flows.max changed: requires restart");
-	if (strcmp(nc->events_path, old->events_path) != 0)
-		log_warnx("reload: events.path changed: requires restart");
-	if (nc->log_syslog != old->log_syslog)
-		log_warnx("reload: log.target changed: requires restart");
-	if (nc->max_pending != old->max_pending)
-		log_warnx("reload: detector.max_pending changed: requires restart");
-	nc->queue_num = old->queue_num;
-	nc->queue_count = old->queue_count;
-	nc->queue_maxlen = old->queue_maxlen;
-	nc->copy_range = old->copy_range;
-	nc->fail_open = old->fail_open;
-	nc->rcvbuf = old->rcvbuf;
-	nc->batch = old->batch;
-	nc->flows_max = old->flows_max;
-	free(nc->events_path);
-	nc->events_path = strdup(old->events_path);
-	nc->log_syslog = old->log_syslog;
-	nc->max_pending = old->max_pending;
 }
 
 static int
 all_acked(struct worker *w, unsigned n, unsigned gen)
 {
 	for (unsigned i = 0; i < n; i++)
-		if (atomic_load(&w[i].seen_gen) != gen && !atomic_load(&w[i].done))
+		if (atomic_load(&w[i].run.seen_gen) != gen && !atomic_load(&w[i].done))
 			return 0;
 	return 1;
 }
@@ -287,9 +266,9 @@ reload(const struct cli *cli, struct config **cur, struct config **retired, stru
 
 	NOTIFY_Reloading();
 	/* The previous swap must be acknowledged before its old config can be freed. */
-	for (int i = 0; *retired && i < 50 && !all_acked(w, n, atomic_load(&cfg_gen)); i++)
+	for (int i = 0; *retired && i < 50 && !all_acked(w, n, atomic_load(&ctl.gen)); i++)
 		usleep(20000);
-	if (*retired && all_acked(w, n, atomic_load(&cfg_gen))) {
+	if (*retired && all_acked(w, n, atomic_load(&ctl.gen))) {
 		CFG_Free(*retired);
 		free(*retired);
 		*retired = NULL;
@@ -310,12 +289,12 @@ reload(const struct cli *cli, struct config **cur, struct config **retired, stru
 		CFG_Free(nc);
 		free(nc);
 	} else {
-		keep_restart_only(nc, *cur);
+		CFG_KeepRestartOnly(nc, *cur);   /* settings bound at start-up keep their values */
 		LOG_SetLevel((enum log_level)nc->log_level);
 		EV_SetRate(nc->events_rate, nc->events_burst);
 		EV_SetAlertRate(nc->events_alert_rate, nc->events_alert_burst);
-		atomic_store(&live_cfg, nc);
-		atomic_fetch_add(&cfg_gen, 1);
+		atomic_store(&ctl.cfg, nc);
+		atomic_fetch_add(&ctl.gen, 1);
 		*retired = *cur;
 		*cur = nc;
 		log_info("configuration reloaded (mode %s)", CFG_ModeName(nc->mode));
@@ -334,7 +313,7 @@ log_stats(struct worker *w, unsigned n)
 	size_t off = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		ENG_GetStats(w[i].eng, &one);
+		ENG_GetStats(w[i].run.eng, &one);
 		ENG_AddStats(&es, &one);
 	}
 	EV_GetStats(&ev);
@@ -386,19 +365,195 @@ log_queue_stats(const struct nfq_stats *qs, unsigned num)
 		 (unsigned long long)qs->bad_messages, (unsigned long long)qs->verdict_errors);
 }
 
+/* Start-up of the daemon proper: signals, one engine and queue per packet thread, the threads.
+ * Returns 0, or 1 when a queue or a thread could not be had (what started is shut down). */
+static int
+start_up(struct daemon *d, const uint8_t seed[16])
+{
+	struct config *cfg = d->cfg;
+	struct engine_time start;
+	struct sigaction sa;
+	sigset_t all;
+	int rc = 0;
+
+	EV_SetAlertRate(cfg->events_alert_rate, cfg->events_alert_burst);
+	atomic_store(&ctl.cfg, cfg);
+
+	/* Threads inherit a fully blocked mask; only the control thread takes signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigfillset(&d->waitmask);
+	sigdelset(&d->waitmask, SIGTERM);
+	sigdelset(&d->waitmask, SIGINT);
+	sigdelset(&d->waitmask, SIGHUP);
+	sigdelset(&d->waitmask, SIGUSR1);
+
+	d->n = cfg->queue_count;
+	d->workers = calloc(d->n, sizeof(*d->workers));
+	if (d->workers == NULL)
+		fatalx("out of memory");
+	NFQ_Now(&start);
+	for (unsigned i = 0; i < d->n; i++) {
+		struct nfq_worker *w = &d->workers[i].run;
+		struct event_sink *sink = EV_CreateSink(EVENT_RING_BYTES);
+
+		w->ctl = &ctl;
+		w->eng = ENG_Create(cfg, cfg->flows_max / d->n, sink, seed, &start);
+		if (sink == NULL || w->eng == NULL) {
+			log_warnx("cannot allocate the flow table (flows.max %u)", cfg->flows_max);
+			rc = 1;
+			break;
+		}
+		w->q = NFQ_Open((uint16_t)(cfg->queue_num + i), cfg);
+		if (w->q == NULL) {
+			rc = 1;
+			break;
+		}
+	}
+	for (unsigned i = 0; rc == 0 && i < d->n; i++) {
+		if (pthread_create(&d->workers[i].thread, NULL, worker_main, &d->workers[i]) != 0) {
+			log_warnx("cannot start the thread of queue %u", cfg->queue_num + i);
+			rc = 1;
+			break;
+		}
+		d->started++;
+	}
+	if (rc == 0) {
+		log_info("started: mode %s, queue %u..%u, flows.max %u, events %s",
+			 CFG_ModeName(cfg->mode), cfg->queue_num, cfg->queue_num + d->n - 1, cfg->flows_max,
+			 cfg->events_path);
+		NOTIFY_Send("READY=1");
+	}
+	return rc;
+}
+
+/* The control thread until SIGTERM or SIGINT: reloads, counters, event output. */
+static void
+control_loop(struct daemon *d)
+{
+	while (!got_term) {
+		struct pollfd pfd = { .fd = EV_WakeFd(), .events = POLLIN };
+		struct timespec to = { .tv_sec = 0, .tv_nsec = CONTROL_POLL_MS * 1000000L };
+
+		ppoll(&pfd, 1, &to, &d->waitmask);
+		if (got_hup) {
+			got_hup = 0;
+			reload(d->cli, &d->cfg, &d->retired, d->workers, d->started);
+		}
+		if (got_usr1) {
+			got_usr1 = 0;
+			log_stats(d->workers, d->started);
+		}
+		EV_Flush();
+	}
+}
+
+/* Stop the packet threads (each judges its held RSTs and ends its flows), write the last
+ * events and the counters, and free everything. */
+static void
+shut_down(struct daemon *d)
+{
+	NOTIFY_Send("STOPPING=1");
+	atomic_store(&ctl.stop, 1);
+	/* Keep draining events while the threads give their last verdicts and end their flows. */
+	for (;;) {
+		unsigned done = 0;
+		struct timespec to = { .tv_sec = 0, .tv_nsec = 20 * 1000000L };
+
+		for (unsigned i = 0; i < d->started; i++)
+			done += (unsigned)atomic_load(&d->workers[i].done);
+		EV_Flush();
+		if (done == d->started)
+			break;
+		ppoll(NULL, 0, &to, &d->waitmask);
+	}
+	for (unsigned i = 0; i < d->started; i++)
+		pthread_join(d->workers[i].thread, NULL);
+	EV_Flush();
+	if (d->started)
+		log_stats(d->workers, d->started);
+	for (unsigned i = 0; i < d->started; i++)
+		ENG_LogLearned(d->workers[i].run.eng);
+	for (unsigned i = 0; i < d->n; i++) {
+		if (i < d->started)
+			log_queue_stats(&d->workers[i].qstats, d->cfg->queue_num + i);
+		NFQ_Close(d->workers[i].run.q);  /* only those of threads that never started remain */
+		ENG_Destroy(d->workers[i].run.eng);
+	}
+	free(d->workers);
+	EV_Finalise();
+	log_info("stopped");
+	LOG_Finalise();
+	if (d->retired) {
+		CFG_Free(d->retired);
+		free(d->retired);
+	}
+	CFG_Free(d->cfg);
+	free(d->cfg);
+}
+
+/* -r: analyse a capture with the configuration cfg (freed here). */
+static int
+run_offline(const struct cli *cli, struct config *cfg)
+{
+	int rc;
+
+	/* Offline, every event is written: the rate limit protects a live disk from a RST flood,
+	 * while a capture's analysis must be complete and reproducible. */
+	if (EV_Initialise(cfg->events_path, 1000000000u, 1000000000u) < 0) {
+		log_warnx("cannot open the event output %s", cfg->events_path);
+		rc = 1;
+	} else {
+		rc = OFF_Run(cfg, cli->read_file, cli->summary);
+	}
+	EV_Finalise();
+	LOG_Finalise();
+	CFG_Free(cfg);
+	free(cfg);
+	return rc;
+}
+
+/* The daemon on its queues, with the configuration cfg (freed here). */
+static int
+run_daemon(const struct cli *cli, struct config *cfg)
+{
+	struct daemon d = { .cli = cli, .cfg = cfg };
+	uint8_t seed[16];
+	int rc;
+
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		fatal("getrandom");
+	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0) {
+		/* Not fatalx: the configuration is released first (no leak at exit). */
+		log_warnx("cannot open the event output %s", cfg->events_path);
+		EV_Finalise();
+		LOG_Finalise();
+		CFG_Free(cfg);
+		free(cfg);
+		return 1;
+	}
+	rc = start_up(&d, seed);
+	if (rc == 0)
+		control_loop(&d);
+	shut_down(&d);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct cli cli = { 0 };
-	struct config *cfg = calloc(1, sizeof(*cfg)), *retired = NULL;
+	struct config *cfg = calloc(1, sizeof(*cfg));
 	struct config_errors errs = { 0 };
-	struct worker *workers;
-	struct engine_time start;
-	struct sigaction sa;
-	sigset_t all, waitmask;
-	uint8_t seed[16];
-	unsigned n, started = 0;
-	int rc = 0;
 
 	if (cfg == NULL)
 		return 1;
@@ -417,142 +572,8 @@ main(int argc, char **argv)
 		free(cfg);
 		return 0;
 	}
-
 	LOG_Initialise(cfg->log_syslog, (enum log_level)cfg->log_level);
-	if (cli.read_file) {
-		/* Offline, every event is written: the rate limit protects a live disk from a RST
-		 * flood, while a capture's analysis must be complete and reproducible. */
-		if (EV_Initialise(cfg->events_path, 1000000000u, 1000000000u) < 0) {
-			log_warnx("cannot open the event output %s", cfg->events_path);
-			rc = 1;
-		} else {
-			rc = OFF_Run(cfg, cli.read_file, cli.summary);
-		}
-		EV_Finalise();
-		LOG_Finalise();
-		CFG_Free(cfg);
-		free(cfg);
-		return rc;
-	}
-	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
-		fatal("getrandom");
-	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0) {
-		/* Not fatalx: the configuration is released first (no leak at exit). */
-		log_warnx("cannot open the event output %s", cfg->events_path);
-		EV_Finalise();
-		LOG_Finalise();
-		CFG_Free(cfg);
-		free(cfg);
-		return 1;
-	}
-	EV_SetAlertRate(cfg->events_alert_rate, cfg->events_alert_burst);
-	atomic_store(&live_cfg, cfg);
-
-	/* Threads inherit a fully blocked mask; only the control thread takes signals. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigfillset(&waitmask);
-	sigdelset(&waitmask, SIGTERM);
-	sigdelset(&waitmask, SIGINT);
-	sigdelset(&waitmask, SIGHUP);
-	sigdelset(&waitmask, SIGUSR1);
-
-	n = cfg->queue_count;
-	workers = calloc(n, sizeof(*workers));
-	if (workers == NULL)
-		fatalx("out of memory");
-	NFQ_Now(&start);
-	for (unsigned i = 0; i < n; i++) {
-		struct event_sink *sink = EV_CreateSink(EVENT_RING_BYTES);
-
-		workers[i].eng = ENG_Create(cfg, cfg->flows_max / n, sink, seed, &start);
-		if (sink == NULL || workers[i].eng == NULL) {
-			log_warnx("cannot allocate the flow table (flows.max %u)", cfg->flows_max);
-			rc = 1;
-			break;
-		}
-		workers[i].q = NFQ_Open((uint16_t)(cfg->queue_num + i), cfg);
-		if (workers[i].q == NULL) {
-			rc = 1;
-			break;
-		}
-	}
-	for (unsigned i = 0; rc == 0 && i < n; i++) {
-		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
-			log_warnx("cannot start the thread of queue %u", cfg->queue_num + i);
-			rc = 1;
-			break;
-		}
-		started++;
-	}
-	if (rc == 0) {
-		log_info("started: mode %s, queue %u..%u, flows.max %u, events %s",
-			 CFG_ModeName(cfg->mode), cfg->queue_num, cfg->queue_num + n - 1, cfg->flows_max,
-			 cfg->events_path);
-		NOTIFY_Send("READY=1");
-	}
-
-	while (rc == 0 && !got_term) {
-		struct pollfd pfd = { .fd = EV_WakeFd(), .events = POLLIN };
-		struct timespec to = { .tv_sec = 0, .tv_nsec = CONTROL_POLL_MS * 1000000L };
-
-		ppoll(&pfd, 1, &to, &waitmask);
-		if (got_hup) {
-			got_hup = 0;
-			reload(&cli, &cfg, &retired, workers, started);
-		}
-		if (got_usr1) {
-			got_usr1 = 0;
-			log_stats(workers, started);
-		}
-		EV_Flush();
-	}
-
-	NOTIFY_Send("STOPPING=1");
-	atomic_store(&stop_flag, 1);
-	/* Keep draining events while the threads give their last verdicts and end their flows. */
-	for (;;) {
-		unsigned done = 0;
-		struct timespec to = { .tv_sec = 0, .tv_nsec = 20 * 1000000L };
-
-		for (unsigned i = 0; i < started; i++)
-			done += (unsigned)atomic_load(&workers[i].done);
-		EV_Flush();
-		if (done == started)
-			break;
-		ppoll(NULL, 0, &to, &waitmask);
-	}
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(workers[i].thread, NULL);
-	EV_Flush();
-	if (started)
-		log_stats(workers, started);
-	for (unsigned i = 0; i < started; i++)
-		ENG_LogLearned(workers[i].eng);
-	for (unsigned i = 0; i < n; i++) {
-		if (i < started)
-			log_queue_stats(&workers[i].qstats, cfg->queue_num + i);
-		NFQ_Close(workers[i].q);  /* only those of threads that never started remain */
-		ENG_Destroy(workers[i].eng);
-	}
-	free(workers);
-	EV_Finalise();
-	log_info("stopped");
-	LOG_Finalise();
-	if (retired) {
-		CFG_Free(retired);
-		free(retired);
-	}
-	CFG_Free(cfg);
-	free(cfg);
-	return rc;
+	if (cli.read_file)
+		return run_offline(&cli, cfg);
+	return run_daemon(&cli, cfg);
 }

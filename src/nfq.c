@@ -437,24 +437,26 @@ receive_batch(struct nfq *q, int fd, int wait_first)
 }
 
 void
-NFQ_Run(struct nfq *q, struct engine *eng, atomic_int *stop,
-	_Atomic(const struct config *) *cfg_ptr, atomic_uint *cfg_gen, atomic_uint *seen_gen)
+NFQ_Run(struct nfq_worker *w)
 {
+	struct nfq *q = w->q;
+	struct engine *eng = w->eng;
+	struct nfq_control *ctl = w->ctl;
 	int fd = mnl_socket_get_fd(q->nl);
 	struct engine_time now;
-	unsigned gen = atomic_load(seen_gen);
+	unsigned gen = atomic_load(&w->seen_gen);
 
 	q->eng = eng;
-	while (!atomic_load_explicit(stop, memory_order_relaxed)) {
+	while (!atomic_load_explicit(&ctl->stop, memory_order_relaxed)) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		unsigned g = atomic_load_explicit(cfg_gen, memory_order_acquire);
+		unsigned g = atomic_load_explicit(&ctl->gen, memory_order_acquire);
 		uint32_t got;
 		int due;
 
 		if (g != gen) {
-			ENG_SetConfig(eng, atomic_load(cfg_ptr));
+			ENG_SetConfig(eng, atomic_load(&ctl->cfg));
 			gen = g;
-			atomic_store(seen_gen, g);
+			atomic_store(&w->seen_gen, g);
 		}
 		due = ENG_NextDueMs(eng);
 		if (due >= 0 && due < POLL_MS) {

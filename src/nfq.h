@@ -27,11 +27,27 @@ struct nfq_stats {
  * queue length, receive buffer). Returns NULL on failure (logged). */
 struct nfq *NFQ_Open(uint16_t num, const struct config *cfg);
 
-/* Run the receive loop, handing packets to eng, until *stop becomes non-zero. *cfg_gen is read
- * between batches; when it differs from the last seen value, *cfg_ptr is handed to the engine
- * and *seen_gen is set to acknowledge it. */
-void NFQ_Run(struct nfq *q, struct engine *eng, atomic_int *stop,
-	     _Atomic(const struct config *) *cfg_ptr, atomic_uint *cfg_gen, atomic_uint *seen_gen);
+/* What the control thread shares with every packet thread: the stop flag and the running
+ * configuration with its generation (bumped at each swap). */
+struct nfq_control {
+	atomic_int stop;
+	_Atomic(const struct config *) cfg;
+	atomic_uint gen;
+};
+
+/* One packet thread's work: its queue, its engine, and the configuration generation it last
+ * took from ctl (the control thread frees an old configuration once every thread took the new). */
+struct nfq_worker {
+	struct nfq *q;
+	struct engine *eng;
+	struct nfq_control *ctl;
+	atomic_uint seen_gen;
+};
+
+/* Run w's receive loop, handing packets to its engine, until ctl->stop becomes non-zero.
+ * ctl->gen is read between batches; when it differs from seen_gen, ctl->cfg is handed to the
+ * engine and seen_gen is set to acknowledge it. */
+void NFQ_Run(struct nfq_worker *w);
 
 /* Unbind the queue and close the socket. */
 void NFQ_Close(struct nfq *q);

@@ -59,24 +59,6 @@ RST_EvidenceName(unsigned bit)
 	return bit < RST_EV_COUNT ? evidence[bit].name : "unknown";
 }
 
-int
-RST_EvidenceWeight(unsigned bit)
-{
-	return bit < RST_EV_COUNT ? evidence[bit].weight : 0;
-}
-
-int
-RST_EvidenceConclusive(unsigned bit)
-{
-	return bit < RST_EV_COUNT && evidence[bit].conclusive;
-}
-
-const char *
-RST_EvidenceGroup(unsigned bit)
-{
-	return bit < RST_EV_COUNT ? evidence[bit].group : "unknown";
-}
-
 /* Conclusive, or two corroborating signals of different groups. */
 static int
 convincing(uint32_t bits)

@@ -105,16 +105,6 @@ void RST_Analyse(const struct flow *f, int dir, const struct pkt *p, const struc
 /* Add evidence found later (the race) and re-judge. */
 void RST_AddEvidence(struct rst_result *r, unsigned bit, const struct rst_params *par);
 
-/* Weight of an evidence signal in the score. */
-int RST_EvidenceWeight(unsigned bit);
-
-/* Is the signal conclusive on its own (else it needs a second, independent one)? */
-int RST_EvidenceConclusive(unsigned bit);
-
-/* Independence group of a corroborating signal ("ip", "seq", ...): two signals of one group
- * count once, since one quirk of a genuine stack could raise both. */
-const char *RST_EvidenceGroup(unsigned bit);
-
 /* Token of a cause for events ("refused", "abort", ...). */
 const char *RST_CauseName(enum rst_cause c);
 

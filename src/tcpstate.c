@@ -6,6 +6,13 @@
 
 #include "tcpstate.h"
 
+/* Sequence space a segment occupies (payload, plus one each for SYN and FIN). */
+static inline uint32_t
+seg_len(const struct pkt *p)
+{
+	return p->payload_len + ((p->flags & TCPF_SYN) ? 1 : 0) + ((p->flags & TCPF_FIN) ? 1 : 0);
+}
+
 static inline uint16_t
 rtt_units(uint32_t from_us, uint32_t to_us)
 {
@@ -117,7 +124,7 @@ TCP_Update(struct flow *f, int dir, const struct pkt *p, uint32_t now_us)
 		d->flags &= (uint16_t)~FD_DF;
 	learn_ipid(d, p);
 
-	end = p->seq + TCP_SegLen(p);
+	end = p->seq + seg_len(p);
 	if (!(d->flags & FD_SEEN) || SEQ_GT(end, d->next_seq))
 		d->next_seq = end;
 	if (p->flags & TCPF_ACK) {

@@ -16,13 +16,6 @@
 #define SEQ_GT(a, b)  ((int32_t)((uint32_t)(a) - (uint32_t)(b)) > 0)
 #define SEQ_GEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) >= 0)
 
-/* Sequence space a segment occupies (payload, plus one each for SYN and FIN). */
-static inline uint32_t
-TCP_SegLen(const struct pkt *p)
-{
-	return p->payload_len + ((p->flags & TCPF_SYN) ? 1 : 0) + ((p->flags & TCPF_FIN) ? 1 : 0);
-}
-
 /* Fill a new flow record from its first packet (f zeroed but for the key). A flow that does not
  * start with a SYN is marked FL_MIDSTREAM and starts established (or syn_recv for a SYN-ACK). */
 void TCP_InitFlow(struct flow *f, const struct pkt *p, uint32_t now_cs, uint32_t now_us);

@@ -11,6 +11,15 @@
 
 #define TIMER_SLOTS 1024u        /* one turn = 1024 s */
 
+/* An engine's clock, set before each packet (or batch): monotonic and wall-clock time now, and
+ * the monotonic time since the engine's start in seconds, milliseconds and microseconds (ms and
+ * us wrap: compare them wrap-safe). The engine's parts read it; only the engine sets it. */
+struct timer_clock {
+	uint64_t mono_ns;
+	uint64_t real_ns;
+	uint32_t s, ms, us;
+};
+
 struct timer_wheel {
 	uint32_t head[TIMER_SLOTS];  /* first flow index of each slot, FLOW_NIL when empty */
 	uint32_t now_s;              /* the slot time processed up to (seconds since the base) */
