@@ -5,7 +5,8 @@
 # is missing or older than its sources, builds a throw-away test network of four network
 # namespaces (client - gw - router - server, tests/lib/netns.sh), runs rstguard on the gateway in
 # detect mode with its events printed here as they are written, and makes real traffic with a
-# headline before each step. Everything lives in the namespaces and is deleted at the end, also
+# headline before each step: genuine RSTs, then an on-path injector's forged RST, flagged in
+# detect mode and dropped after a restart in enforce mode (the transfer completes). Everything lives in the namespaces and is deleted at the end, also
 # on Ctrl-C or failure: nothing is left in the root namespace (no links, routes, rules, sysctls).
 #
 # Environment: RSTGUARD=/path/to/rstguard uses that binary and skips the build.
@@ -57,6 +58,8 @@ export RSTGUARD RG_SRCDIR=$ROOT
 
 # shellcheck source=lib/netns.sh
 . "$ROOT/tests/lib/netns.sh"
+# shellcheck source=lib/rstcase.sh
+. "$ROOT/tests/lib/rstcase.sh"   # the on-path injector
 
 START=$SECONDS
 EV=""
@@ -120,6 +123,39 @@ wait_new_events 1
 [ "$st" = 0 ] && note "client: request and reply over IPv6, then close() with SO_LINGER 0"
 [ "$st2" = 0 ] && note "server: recv() failed with ECONNRESET"
 
+# inject PORT: the server answers 200 kB 0.4 s after the request; an on-path injector in the
+# router forges the server's RST (TTL 40, DF clear) the moment it sees "GET /forbidden".
+inject() {
+	rg_app_serve "slow$1" "$RG_SERVER" slow-serve --bind "$RG_SERVER4" --port "$1" --delay 0.4 \
+		--bytes 200000 || die "the server did not start"
+	rg_inject_start "inj$1" "$1" bare-ttl || die "the injector did not start"
+	rg_app "fetch$1" "$RG_CLIENT" fetch --to "$RG_SERVER4" --port "$1" --bytes 200000 --expect "$2"
+	local st=$?
+	rg_wait_app "inj$1" 10
+	rg_wait_app "slow$1" 10
+	wait_new_events 2
+	return $st
+}
+
+say "an on-path injector forges the server's RST (TTL 40, DF clear): flagged as forged"
+if inject 5005 reset; then
+	note "client: recv() failed with ECONNRESET (detect mode lets the forged RST through)"
+fi
+note "the event says forged, cause injected, the evidence (ttl far from the server's baseline,"
+note "df, window_foreign), and would_drop: what enforce mode would do; then the client's stack"
+note "answers the server's next segment with a genuine RST (closed_socket)"
+
+say "restarting rstguard in enforce mode: rstguard -m enforce -e -"
+rg_daemon_stop 5 >/dev/null
+rg_daemon_start -m enforce -e - || die "rstguard did not start"
+
+say "the same injection in enforce mode: the forged RST is dropped, the transfer completes"
+if inject 5006 complete; then
+	note "client: received all 200000 bytes (sha256 checked) and a normal FIN close"
+else
+	note "the transfer did not complete: $(cat "$RG_TMP/fetch5006.json")"
+fi
+
 say "stopping rstguard (SIGTERM): it reports the flows it still tracks"
 flows_before=$(rg_events_count "$EV" flow)
 if rg_daemon_stop 5; then
@@ -127,7 +163,7 @@ if rg_daemon_stop 5; then
 else
 	note "rstguard exit status: $RG_DAEMON_RC"
 fi
-rg_wait_events "$EV" $((flows_before + 4)) 3 flow || true
+rg_wait_events "$EV" $((flows_before + 1)) 3 flow || true
 sleep 0.2
 note "its log (stderr):"
 sed 's/^/     | /' "$RG_DAEMON_LOG" | grep -v '^     | ====' | tail -n 12
