@@ -16,6 +16,17 @@
 
 static const char SEP[] = "\n%%\n";
 
+/* libconfig 1.5 (Debian 1.5-0.4) leaks a string token on some syntax errors (`x = 1; y "s"`): its
+ * grammar has no destructor for the value dropped by error recovery. Reproduced with libconfig
+ * alone (config_read_file, config_destroy); not rstguard's to fix, so LeakSanitizer is told to
+ * ignore allocations of its scanner's string buffer (fuzz/corpus/config/leak-libconfig-*). */
+const char *__lsan_default_suppressions(void);
+const char *
+__lsan_default_suppressions(void)
+{
+	return "leak:strbuf_append\n";
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
