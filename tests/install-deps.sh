@@ -10,6 +10,9 @@ PKGS=(
 	# build
 	build-essential autoconf automake libtool pkg-config
 	libnetfilter-queue-dev libmnl-dev libnfnetlink-dev libconfig-dev
+	# fuzzing (./configure --enable-fuzz, .ci/run): clang and its libFuzzer runtime
+	# (libclang_rt.fuzzer-x86_64.a, which clang-14 only recommends)
+	clang libclang-rt-14-dev
 	# test network and traffic: namespaces, iptables NFQUEUE rules, sysctl, timeout, python tools
 	iptables iproute2 procps coreutils psmisc python3 python3-scapy
 	# benchmarks and debugging
