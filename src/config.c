@@ -886,44 +886,21 @@ is_name_char(int c)
 }
 
 /* Read a whole file into ld's one-entry cache; 0 on success. */
+static char *read_source(const char *path, size_t *lenp, const char **why);
+
 static int
 load_text(struct load_state *ld, const char *file)
 {
-	FILE *f;
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
+	const char *why;
 
 	if (ld->text_file != NULL && strcmp(ld->text_file, file) == 0)
 		return ld->text ? 0 : -1;
 	free(ld->text_file);
 	free(ld->text);
 	ld->text_file = xstrdup(file);
-	ld->text = NULL;
 	ld->text_len = 0;
-	if ((f = fopen(file, "r")) == NULL)
-		return -1;
-	do {
-		if (len == cap) {
-			char *nb;
-
-			cap = cap ? cap * 2 : 8192;
-			if ((nb = realloc(buf, cap + 1)) == NULL)
-				fatal("realloc");
-			buf = nb;
-		}
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
-	} while (n > 0);
-	if (ferror(f)) {
-		fclose(f);
-		free(buf);
-		return -1;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	ld->text = buf;
-	ld->text_len = len;
-	return 0;
+	ld->text = read_source(file, &ld->text_len, &why);
+	return ld->text ? 0 : -1;
 }
 
 /* Skip white space and comments: #, // and C-style blocks, possibly over several lines. */

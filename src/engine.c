@@ -284,7 +284,7 @@ tomb_slot(struct engine *e, uint32_t idx, int dir)
 /* Keep a RST judged genuine for detector.revise_window, in case its sender talks on. A slot
  * taken by another live flow is not overwritten: the newcomer goes uncovered, counted. */
 static void
-tomb_keep(struct engine *e, const struct flow *f, const struct pending_rst *pr)
+tomb_keep(struct engine *e, const struct pending_rst *pr)
 {
 	struct pending_rst *t;
 
@@ -300,7 +300,6 @@ tomb_keep(struct engine *e, const struct flow *f, const struct pending_rst *pr)
 	t->in_use = 1;
 	t->held = 0;
 	t->deadline_ms = e->now.ms + e->cfg->revise_window * 1000;
-	(void)f;
 }
 
 /* Does flow idx (record f) still have a RST awaiting judgement? */
@@ -390,7 +389,7 @@ conclude(struct engine *e, struct flow *f, struct pending_rst *pr)
 		if (f)
 			f->dir[pr->dir].flags |= FD_FORGED;
 	} else if (f) {
-		tomb_keep(e, f, pr);
+		tomb_keep(e, pr);
 	}
 	if (pr->held) {
 		/* Room is guaranteed: a slot is taken only while used + ndecided < cap. */
