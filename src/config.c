@@ -18,6 +18,8 @@
 #include "config.h"
 #include "log.h"
 #include "cidr.h"
+#include "metrics.h"
+#include "metrics_http.h"
 
 /* Settings whose line (and validity) the cross-field checks need. */
 enum field_id {
@@ -96,6 +98,8 @@ static const char *set_log_level(struct config *cfg, const char *s);
 static const char *set_action_injected(struct config *cfg, const char *s);
 static const char *set_action_invalid_seq(struct config *cfg, const char *s);
 static const char *set_probe_side(struct config *cfg, const char *s);
+static const char *set_metrics_listen(struct config *cfg, const char *s);
+static const char *set_metrics_textfile(struct config *cfg, const char *s);
 
 static const struct cfg_key queue_keys[] = {
 	INT_KEY("num", queue_num, .def = 0, .lo = 0, .hi = 65535, .id = F_QUEUE_NUM, QUEUE_RESTART,
@@ -245,6 +249,17 @@ static const struct cfg_key policy_keys[] = {
 	END_KEYS
 };
 
+static const struct cfg_key metrics_keys[] = {
+	STRING_KEY("listen", set_metrics_listen, metrics_listen, .def_str = "", .heap = 1,
+	    .restart = "metrics.listen",
+	    .doc = "address:port of the HTTP /metrics listener, [v6]:port for IPv6; \"\" for none"),
+	STRING_KEY("textfile", set_metrics_textfile, metrics_textfile, .def_str = "", .heap = 1,
+	    .doc = "absolute path of a file for node_exporter's textfile collector; \"\" for none"),
+	INT_KEY("interval", metrics_interval, .def = 15, .lo = 1, .hi = 3600,
+	    .doc = "seconds between writes of metrics.textfile"),
+	END_KEYS
+};
+
 static const struct cfg_key top_keys[] = {
 	STRING_KEY("mode", set_mode, mode, .def_str = "detect",
 	    .doc = "detect: only report suspicious RSTs; enforce: also drop the forged ones"),
@@ -255,6 +270,7 @@ static const struct cfg_key top_keys[] = {
 	GROUP_KEY("eviction", eviction_keys),
 	GROUP_KEY("detector", detector_keys),
 	GROUP_KEY("policy", policy_keys),
+	GROUP_KEY("metrics", metrics_keys),
 	END_KEYS
 };
 
@@ -308,6 +324,32 @@ set_events_path(struct config *cfg, const char *s)
 	if (*s == '\0')
 		return "a file name, or - for stdout";
 	replace_string(&cfg->events_path, s);
+	return NULL;
+}
+
+static const char *
+set_metrics_listen(struct config *cfg, const char *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	if (*s != '\0' && !MHTTP_AVAILABLE)
+		return "\"\": this rstguard was built without libmicrohttpd, so it has no HTTP listener; "
+		       "use metrics.textfile or rstguardctl metrics";
+	if (*s != '\0' && MET_ParseListen(s, &ss, &sl) < 0)
+		return "a numeric address and port, 127.0.0.1:9471 or [::1]:9471, or \"\" for none";
+	replace_string(&cfg->metrics_listen, s);
+	return NULL;
+}
+
+static const char *
+set_metrics_textfile(struct config *cfg, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (*s != '\0' && (s[0] != '/' || s[n - 1] == '/' || n > 1024))
+		return "an absolute file name, or \"\" for none";
+	replace_string(&cfg->metrics_textfile, s);
 	return NULL;
 }
 
@@ -596,6 +638,8 @@ CFG_Copy(struct config *dst, const struct config *src)
 	*dst = *src;   /* the policy's and eviction.overrides' fixed arrays are copied by value */
 	dst->events_path = src->events_path ? xstrdup(src->events_path) : NULL;
 	dst->source = src->source ? xstrdup(src->source) : NULL;
+	dst->metrics_listen = src->metrics_listen ? xstrdup(src->metrics_listen) : NULL;
+	dst->metrics_textfile = src->metrics_textfile ? xstrdup(src->metrics_textfile) : NULL;
 }
 
 void
@@ -605,6 +649,10 @@ CFG_Free(struct config *cfg)
 	cfg->events_path = NULL;
 	free(cfg->source);
 	cfg->source = NULL;
+	free(cfg->metrics_listen);
+	cfg->metrics_listen = NULL;
+	free(cfg->metrics_textfile);
+	cfg->metrics_textfile = NULL;
 }
 
 int

@@ -101,6 +101,11 @@ struct config {
 	/* policy: what enforce mode drops */
 	struct config_policy policy;
 
+	/* metrics: Prometheus exposition (metrics.c) */
+	char *metrics_listen;      /* "ADDR:PORT" of the HTTP /metrics listener; "" off */
+	char *metrics_textfile;    /* node_exporter textfile written every metrics_interval; "" off */
+	uint32_t metrics_interval; /* seconds between textfile writes */
+
 	/* Where the file was read from, for messages ("" when defaults only). */
 	char *source;
 };

@@ -11,12 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "engine.h"
 #include "event.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "nfq.h"
 #include "notify.h"
 #include "offline.h"
@@ -92,6 +95,7 @@ usage(FILE *out)
 		"  -r, --read FILE          analyse a pcap/pcapng capture (- for stdin) instead of a queue\n"
 		"      --summary FORMAT     summary after -r on stderr: text (default) or json\n"
 		"  -t, --check-config       check the configuration and exit\n"
+		"      --list-metrics       list the Prometheus metrics (name, type, help) and exit\n"
 		"  -V, --version            print the version and exit\n"
 		"  -h, --help               print this help and exit\n");
 }
@@ -113,10 +117,18 @@ parse_uint(const char *s, unsigned long lo, unsigned long hi, uint32_t *out)
 	return 0;
 }
 
+/* --list-metrics: one line per metric family. */
+static void
+print_metric(const char *name, const char *type, const char *help, void *arg)
+{
+	(void)arg;
+	printf("%s %s %s\n", name, type, help);
+}
+
 static void
 parse_args(int argc, char **argv, struct cli *cli)
 {
-	enum { OPT_IDLE = 256, OPT_KEEPALIVE, OPT_SUMMARY };
+	enum { OPT_IDLE = 256, OPT_KEEPALIVE, OPT_SUMMARY, OPT_LIST_METRICS };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "queue", required_argument, NULL, 'q' },
@@ -127,6 +139,7 @@ parse_args(int argc, char **argv, struct cli *cli)
 		{ "check-config", no_argument, NULL, 't' },
 		{ "read", required_argument, NULL, 'r' },
 		{ "summary", required_argument, NULL, OPT_SUMMARY },
+		{ "list-metrics", no_argument, NULL, OPT_LIST_METRICS },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -191,6 +204,9 @@ parse_args(int argc, char **argv, struct cli *cli)
 				exit(2);
 			}
 			break;
+		case OPT_LIST_METRICS:
+			MET_ForEach(print_metric, NULL);
+			exit(0);
 		case 'V':
 			printf("rstguard %s\n", PACKAGE_VERSION);
 			exit(0);
@@ -400,6 +416,69 @@ log_queue_stats(const struct nfq_stats *qs, unsigned num)
 		 (unsigned long long)qs->bad_messages, (unsigned long long)qs->verdict_errors);
 }
 
+/* Metrics output (metrics.c): the control thread's snapshot, text buffer and timers. */
+#define METRICS_HTTP_REFRESH_NS 1000000000ULL   /* the HTTP snapshot is at most 1 s old */
+static struct {
+	struct rg_stats *s;
+	char *buf;
+	size_t cap;
+	uint64_t next_http_ns, next_file_ns;
+	int file_failing;          /* the last textfile write failed (logged once) */
+} met;
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Refresh what is due (force: both): the HTTP listener's snapshot every second, the textfile
+ * every metrics.interval seconds. Control thread only. */
+static void
+metrics_tick(struct daemon *d, int force)
+{
+	const struct config *cfg = d->cfg;
+	uint64_t now = mono_ns();
+	int http = cfg->metrics_listen[0] != '\0' && (force || now >= met.next_http_ns);
+	int file = cfg->metrics_textfile[0] != '\0' && (force || now >= met.next_file_ns);
+	size_t n;
+
+	if (!http && !file)
+		return;
+	if (met.s == NULL && (met.s = malloc(sizeof(*met.s))) == NULL)
+		return;
+	collect_stats(d, met.s);
+	n = MET_Format(met.s, met.buf, met.cap);
+	if (n >= met.cap) {
+		size_t cap = n + 1 + n / 4;   /* room for a few more samples */
+		char *p = realloc(met.buf, cap);
+
+		if (p == NULL)
+			return;
+		met.buf = p;
+		met.cap = cap;
+		n = MET_Format(met.s, met.buf, met.cap);
+	}
+	if (http) {
+		MHTTP_Publish(met.buf, n);
+		met.next_http_ns = now + METRICS_HTTP_REFRESH_NS;
+	}
+	if (file) {
+		if (MET_WriteTextfile(cfg->metrics_textfile, met.buf, n) < 0) {
+			if (!met.file_failing)
+				log_warn("metrics.textfile: cannot write %s", cfg->metrics_textfile);
+			met.file_failing = 1;
+		} else if (met.file_failing) {
+			log_info("metrics.textfile: %s written again", cfg->metrics_textfile);
+			met.file_failing = 0;
+		}
+		met.next_file_ns = now + (uint64_t)cfg->metrics_interval * 1000000000ULL;
+	}
+}
+
 /* Start-up of the daemon proper: signals, one engine and queue per packet thread, the threads.
  * Returns 0, or 1 when a queue or a thread could not be had (what started is shut down). */
 static int
@@ -465,6 +544,11 @@ start_up(struct daemon *d, const uint8_t seed[16])
 		}
 		d->started++;
 	}
+	/* The listener's thread inherits the fully blocked signal mask. */
+	if (rc == 0 && cfg->metrics_listen[0] != '\0' && MHTTP_Start(cfg->metrics_listen) < 0)
+		rc = 1;
+	if (rc == 0)
+		metrics_tick(d, 1);
 	if (rc == 0) {
 		log_info("started: mode %s, queue %u..%u, flows.max %u, events %s",
 			 CFG_ModeName(cfg->mode), cfg->queue_num, cfg->queue_num + d->n - 1, cfg->flows_max,
@@ -492,6 +576,7 @@ control_loop(struct daemon *d)
 			log_stats(d);
 		}
 		EV_Flush();
+		metrics_tick(d, 0);
 	}
 }
 
@@ -501,6 +586,7 @@ static void
 shut_down(struct daemon *d)
 {
 	NOTIFY_Send("STOPPING=1");
+	MHTTP_Stop();
 	atomic_store(&ctl.stop, 1);
 	/* Keep draining events while the threads give their last verdicts and end their flows. */
 	for (;;) {
@@ -529,6 +615,9 @@ shut_down(struct daemon *d)
 		pthread_mutex_destroy(&d->workers[i].qlock);
 	}
 	free(d->workers);
+	free(met.s);
+	free(met.buf);
+	memset(&met, 0, sizeof(met));
 	EV_Finalise();
 	log_info("stopped");
 	LOG_Finalise();

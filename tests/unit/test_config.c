@@ -1519,6 +1519,10 @@ static const struct { const char *path, *value; } other_values[] = {
 	{ "policy.protect", "[ \"198.18.0.0/15\" ]" },
 	{ "policy.exempt", "[ \"2001:db8::/32\" ]" },
 	{ "policy.exempt_ports", "[ 22 ]" },
+#ifdef HAVE_MICROHTTPD
+	{ "metrics.listen", "\"[::1]:9471\"" },
+#endif
+	{ "metrics.textfile", "\"/var/lib/node-exporter/rstguard.prom\"" },
 };
 
 /* A value of key k other than its default, as file text; NULL when none is known. */
