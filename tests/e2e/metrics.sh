@@ -13,7 +13,7 @@
 # so each is held and its claimed sender probed) are dropped, and the metrics say so, the
 # hold-time histogram included. The counters
 # also agree with the daemon's exit log line; a listen address that is not local stops the
-# start-up with a message.
+# start-up with a message; idle, oversized and garbage requests do not stop the listener.
 # shellcheck source-path=SCRIPTDIR
 set -u
 # shellcheck source=../lib/netns.sh
@@ -37,7 +37,7 @@ echo 'metrics = { listen = "127.0.0.1:1"; };' >"$RG_TMP/probe.conf"
 "$RSTGUARD" -t -c "$RG_TMP/probe.conf" >/dev/null 2>&1 ||
 	rg_skip "rstguard built without libmicrohttpd (no metrics.listen)"
 rg_results_init
-rg_plan 24
+rg_plan 25
 
 TEXTDIR=$RG_TMP/textfile
 TEXTFILE=$TEXTDIR/rstguard.prom
@@ -198,6 +198,10 @@ rg_ok $? "Prometheus' HTTP API: rstguard_forged_rsts_total{action=\"detected\"} 
 out=$(promq query "http://$PROM_LISTEN" 'sum(rstguard_rsts_total{job="rstguard",cause=~"refused|injected"})' \
 	--want $((N_FORGED + N_REFUSED)) --timeout 30)
 rg_ok $? "Prometheus' HTTP API: refused + injected RSTs = $((N_FORGED + N_REFUSED))" "$out"
+
+# Hostile clients (after the exact counts: their connections cross the queue too).
+out=$(promq hostile "$RG_GW_C4" "${LISTEN4##*:}")
+rg_ok $? "40 idle connections, 64 KiB of headers, garbage: refused, and the listener serves on" "$out"
 
 # SIGTERM: the exit counters agree with the last metrics.
 promq get "$URL4" --out "$RG_TMP/scrape-last.prom" >/dev/null

@@ -9,6 +9,11 @@
   promq.py wait URL_OR_FILE NAME [LABEL=VALUE ...] --want V [--timeout S]
       poll (every 0.2 s, at most S seconds) the exposition (an http:// URL or a file) until the
       sample equals V; prints {"ok": ..., "got": ..., "waited_s": ...}; exit 0 when it did.
+  promq.py hostile HOST PORT
+      hostile clients: more idle connections than the listener takes, a request with 64 KiB of
+      headers, a request line of garbage; then an ordinary GET /metrics. Prints what each got
+      and {"ok": ...}: ok when the oversized and garbage requests got no 200 and the GET after
+      them did.
   promq.py query PROM_URL EXPR --want V [--timeout S]
       poll Prometheus' HTTP API (/api/v1/query) until the instant query EXPR gives one sample of
       value V; prints {"ok": ..., "got": ..., "result": ...}.
@@ -123,6 +128,49 @@ def cmd_wait(a):
     return 0 if got == want else 1
 
 
+def raw_request(host, port, data, timeout=5.0):
+    """Send data on a fresh connection; the status code of the answer, 0 when none."""
+    import socket
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while len(got) < 65536:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except OSError:
+        got = b""
+    finally:
+        s.close()
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", got)
+    return int(m.group(1)) if m else 0
+
+
+def cmd_hostile(a):
+    import socket
+    res = {}
+    idle = []
+    for _ in range(40):
+        try:
+            idle.append(socket.create_connection((a.host, a.port), timeout=2))
+        except OSError:
+            break
+    res["idle_opened"] = len(idle)
+    for s in idle:
+        s.close()
+    time.sleep(0.3)
+    big = b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 65536 + b"\r\n\r\n"
+    res["oversized"] = raw_request(a.host, a.port, big)
+    res["garbage"] = raw_request(a.host, a.port, b"\x00\xff\x16\x03 not http at all\r\n\r\n")
+    res["after"] = raw_request(a.host, a.port, b"GET /metrics HTTP/1.0\r\n\r\n")
+    res["ok"] = res["oversized"] != 200 and res["garbage"] != 200 and res["after"] == 200
+    print(json.dumps(res))
+    return 0 if res["ok"] else 1
+
+
 def cmd_query(a):
     want = number(a.want)
     t0 = time.monotonic()
@@ -161,13 +209,17 @@ def main():
     p.add_argument("labels", nargs="*")
     p.add_argument("--want", required=True)
     p.add_argument("--timeout", type=float, default=10.0)
+    p = sub.add_parser("hostile")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
     p = sub.add_parser("query")
     p.add_argument("prom")
     p.add_argument("expr")
     p.add_argument("--want", required=True)
     p.add_argument("--timeout", type=float, default=20.0)
     a = ap.parse_args()
-    return {"get": cmd_get, "value": cmd_value, "wait": cmd_wait, "query": cmd_query}[a.cmd](a)
+    return {"get": cmd_get, "value": cmd_value, "wait": cmd_wait, "query": cmd_query,
+            "hostile": cmd_hostile}[a.cmd](a)
 
 
 if __name__ == "__main__":
