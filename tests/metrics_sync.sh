@@ -4,6 +4,7 @@
 #
 #   names      `rstguard --list-metrics` (the table itself): each family must be an entry
 #              (.TP / .B name) of METRICS in man/rstguard.8, and every entry there a family;
+#   buckets    the hold-time histogram's bounds listed in rstguard(8) are those of the exposition;
 #   promtool   the exposition of a filled snapshot (tests/unit/test_metrics writes it with
 #              RG_METRICS_SAMPLE) must pass `promtool check metrics`, and declare exactly the
 #              families --list-metrics lists, with the same types;
@@ -37,7 +38,7 @@ MAN_NAMES=$(sed -e 's/\\-/-/g' "$MAN8" |
 	awk '/^\.TP$/ { if ((getline l) > 0) print l }' | sed -n 's/^\.B \(rstguard_[a-z_]*\)$/\1/p' | sort -u)
 
 N=$(wc -l <<<"$NAMES")
-rg_plan $((N + 6))
+rg_plan $((N + 7))
 
 for n in $NAMES; do
 	if grep -qxF -- "$n" <<<"$MAN_NAMES"; then
@@ -48,6 +49,14 @@ for n in $NAMES; do
 done
 x=$(comm -13 <(printf '%s\n' "$NAMES") <(printf '%s\n' "$MAN_NAMES"))
 rg_is "$x" "" "every metric in METRICS of rstguard(8) exists in src/metrics.c"
+
+# The hold-time histogram's bucket bounds, as rstguard(8) lists them ("buckets 0.005, ... and 1 s").
+code_le=$(sed -n 's/^rstguard_rst_hold_seconds_bucket{le="\([0-9.]*\)"}.*/\1/p' "$SAMPLE" |
+	awk '{ printf "%g\n", $1 }' | sort -g | tr '\n' ' ')
+man_le=$(sed -e 's/\\-/-/g' "$MAN8" | awk '/^\.B rstguard_rst_hold_seconds$/ { getline; print; exit }' |
+	sed -n 's/.*(buckets \([^)]*\) s).*/\1/p' | tr -c '0-9.\n' ' ' | tr -s ' ' '\n' | sed '/^$/d' |
+	awk '{ printf "%g\n", $1 }' | sort -g | tr '\n' ' ')
+rg_is "$man_le" "$code_le" "the hold-time buckets in rstguard(8) are the code's (ENG_HoldBucketsMs)"
 
 out=$(promtool check metrics <"$SAMPLE" 2>&1)
 rg_ok $? "promtool check metrics: the sample exposition is clean" "$out"
