@@ -37,16 +37,16 @@ echo 'metrics = { listen = "127.0.0.1:1"; };' >"$RG_TMP/probe.conf"
 "$RSTGUARD" -t -c "$RG_TMP/probe.conf" >/dev/null 2>&1 ||
 	rg_skip "rstguard built without libmicrohttpd (no metrics.listen)"
 rg_results_init
-rg_plan 25
+rg_plan 26
 
 TEXTDIR=$RG_TMP/textfile
 TEXTFILE=$TEXTDIR/rstguard.prom
 mkdir -p "$TEXTDIR"
-mkconf() {  # mkconf FILE LISTEN
+mkconf() {  # mkconf FILE LISTEN [TEXTFILE]
 	cat >"$1" <<EOF
 metrics = {
 	listen = "$2";
-	textfile = "$TEXTFILE";
+	textfile = "${3:-$TEXTFILE}";
 	interval = 1;
 };
 EOF
@@ -247,6 +247,16 @@ rg_ok "$([ "${held:-0}" -ge "$N_ENFORCE" ] && [ "$hcount" = "$hinf" ] && [ "$hco
 	"held $held, count $hcount, +Inf bucket $hinf"
 out=$(promtool check metrics <"$RG_TMP/scrape-enforce.prom" 2>&1)
 rg_ok $? "promtool check metrics: the enforce run's exposition is clean" "$out"
+# A reload applies a new textfile at once and keeps the listener (restart only), saying so.
+mkconf "$CONF6" "$LISTEN4" "$TEXTDIR/reloaded.prom"
+rg_daemon_signal HUP
+out=$(promq wait "$TEXTDIR/reloaded.prom" rstguard_forged_rsts_total action=dropped --want "$N_ENFORCE" --timeout 10)
+st=$?
+out2=$(promq get "$URL6")
+rg_ok "$([ $st -eq 0 ] && [[ $out2 == *'"status": 200'* ]] &&
+	grep -q 'reload: metrics.listen changed: requires restart' "$RG_DAEMON_LOG"; echo $?)" \
+	"SIGHUP: the new metrics.textfile is written, the listener stays on $LISTEN6 (requires restart)" \
+	"textfile: $out" "listener: $out2"
 rg_daemon_stop 5
 st=$?
 rg_daemon_counters
