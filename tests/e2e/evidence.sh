@@ -11,6 +11,8 @@
 #   C  a full disk: the same flood into a 64 KiB tmpfs: every RST is still judged and reported,
 #      the captures that did not fit are counted as errors (logged once), and no partial file is
 #      left behind.
+#   D  an eviction's capture (evidence.evictions), offline from tests/fixtures/eviction.pcap: the
+#      eviction event names it, it ends in the RST, and rstguard -r on it finds the eviction again.
 # The tmpfs lives in a private mount namespace: the script re-runs itself under `unshare -m`
 # (as diskfull.sh does), so the mount disappears with the test whatever happens.
 # shellcheck source-path=SCRIPTDIR
@@ -34,7 +36,7 @@ BYTES=200000
 N_FLOOD=150
 CAP=65536
 
-rg_plan 23
+rg_plan 25
 
 # ---- helpers
 
@@ -167,7 +169,7 @@ flood() {
 		"$RG_IF_CLIENT" >"$RG_TMP/flood-$port.json" 2>"$RG_TMP/flood-$port.err"
 	sent=$(rg_json_field "$RG_TMP/flood-$port.json" sent)
 	if [ "$(rg_json_field "$RG_TMP/flood-$port.json" ok)" = true ] && [ "$sent" = "$N_FLOOD" ]; then
-		rg_pass "the flooder sent $N_FLOOD forged RSTs on one connection, which lived on"
+		rg_pass "$port: the flooder sent $N_FLOOD forged RSTs on one connection, which lived on"
 	else
 		rg_fail "the flooder sent $N_FLOOD forged RSTs on one connection" \
 			"$(cat "$RG_TMP/flood-$port.json" 2>/dev/null)" "$(tail -n 5 "$RG_TMP/flood-$port.err")"
@@ -297,4 +299,28 @@ if dir_ok "$SMALL/ev" && [ "$DIR_FILES" = "$EV_W" ]; then
 	rg_pass "C: $DIR_FILES whole captures on the full disk, no partial file"
 else
 	rg_fail "C: only whole captures on the full disk" "files $DIR_FILES, written $EV_W"
+fi
+
+# ---- D: an eviction's capture (evidence.evictions), offline: no network needed
+
+EVDIR_D=$RG_TMP/captures-d
+cat "$RG_SRCDIR/tests/fixtures/eviction.conf" >"$RG_TMP/d.conf"
+echo "evidence = { dir = \"$EVDIR_D\"; evictions = true; };" >>"$RG_TMP/d.conf"
+"$RSTGUARD" -r "$RG_SRCDIR/tests/fixtures/eviction.pcap" -c "$RG_TMP/d.conf" -e "$RG_TMP/events-d.json" \
+	2>"$RG_TMP/d.err"
+cap=$("$RG_PY" "$RG_EVQ" get "$RG_TMP/events-d.json" evidence 2>/dev/null | head -n 1)
+n_ev=$(rg_events_count "$RG_TMP/events-d.json" eviction evidence?)
+if [ "$n_ev" = 1 ] && [ -f "$cap" ] && tcpdump -nn -r "$cap" 2>/dev/null | tail -n 1 | grep -q 'Flags \[R\]'; then
+	rg_pass "D: rstguard -r with evidence.evictions: the eviction event names a capture ending in the RST"
+else
+	rg_fail "D: the eviction event names a capture ending in the RST" "evictions with a path: $n_ev, path '$cap'" \
+		"$(tail -n 3 "$RG_TMP/d.err")"
+fi
+"$RSTGUARD" -r "$cap" -c "$RG_SRCDIR/tests/fixtures/eviction.conf" -e "$RG_TMP/events-d2.json" 2>/dev/null
+n_rst=$(rg_events_count "$RG_TMP/events-d2.json" rst rst.cause=idle_eviction)
+n_evi=$(rg_events_count "$RG_TMP/events-d2.json" eviction)
+if [ "$n_rst" = 1 ] && [ "$n_evi" = 1 ]; then
+	rg_pass "D: rstguard -r on that capture alone finds the eviction again (rst cause idle_eviction)"
+else
+	rg_fail "D: rstguard -r on the capture finds the eviction again" "idle_eviction rsts $n_rst, evictions $n_evi"
 fi
