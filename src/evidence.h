@@ -30,7 +30,8 @@ struct evd_ring {
 	struct evd_slot *slot;
 	uint8_t *data;             /* cap x snaplen */
 	uint32_t cap, snaplen;
-	uint64_t head;             /* packets recorded so far; the next goes to head % cap */
+	uint64_t head;             /* packets recorded so far */
+	uint32_t next;             /* the slot the next one goes to (head % cap, without a division) */
 	uint8_t *scratch;          /* the capture file is assembled here, then written out */
 	size_t scratch_len;
 	/* counters (this engine's share) */
@@ -67,9 +68,11 @@ void EVD_DestroyRing(struct evd_ring *r);
 static inline void
 EVD_Record(struct evd_ring *r, const uint8_t *data, uint32_t caplen, uint32_t wirelen, uint64_t real_ns)
 {
-	uint32_t i = (uint32_t)(r->head++ % r->cap);
+	uint32_t i = r->next;
 	uint32_t n = caplen < r->snaplen ? caplen : r->snaplen;
 
+	r->next = i + 1 == r->cap ? 0 : i + 1;
+	r->head++;
 	r->slot[i].real_ns = real_ns;
 	r->slot[i].wirelen = wirelen > caplen ? wirelen : caplen;
 	r->slot[i].caplen = n;
