@@ -100,6 +100,7 @@ static const char *set_action_invalid_seq(struct config *cfg, const char *s);
 static const char *set_probe_side(struct config *cfg, const char *s);
 static const char *set_metrics_listen(struct config *cfg, const char *s);
 static const char *set_metrics_textfile(struct config *cfg, const char *s);
+static const char *set_evidence_dir(struct config *cfg, const char *s);
 
 static const struct cfg_key queue_keys[] = {
 	INT_KEY("num", queue_num, .def = 0, .lo = 0, .hi = 65535, .id = F_QUEUE_NUM, QUEUE_RESTART,
@@ -260,6 +261,26 @@ static const struct cfg_key metrics_keys[] = {
 	END_KEYS
 };
 
+/* The ring is allocated and the directory opened at start-up. */
+#define EVIDENCE_RESTART .restart = "evidence settings"
+
+static const struct cfg_key evidence_keys[] = {
+	STRING_KEY("dir", set_evidence_dir, evidence_dir, .def_str = "", .heap = 1, EVIDENCE_RESTART,
+	    .doc = "directory for a pcap of each forged RST's flow (created 0750); empty: none"),
+	INT_KEY("max_bytes", evidence_max_bytes, .def = 104857600, .lo = 65536, .hi = 2147483647,
+	    EVIDENCE_RESTART,
+	    .doc = "total size of the captures in dir; the oldest are removed first"),
+	INT_KEY("packets", evidence_packets, .def = 4096, .lo = 16, .hi = 1048576, EVIDENCE_RESTART,
+	    .doc = "recent packets kept per queue to build captures from"),
+	INT_KEY("snaplen", evidence_snaplen, .def = 128, .lo = 64, .hi = 65535, EVIDENCE_RESTART,
+	    .doc = "bytes kept of each packet: headers and the first bytes of payload"),
+	INT_KEY("rate", evidence_rate, .def = 10, .lo = 1, .hi = 10000, EVIDENCE_RESTART,
+	    .doc = "capture files written per second at most; the rest are counted as skipped"),
+	BOOL_KEY("evictions", evidence_evictions, .def = 0, EVIDENCE_RESTART,
+	    .doc = "also write a capture for each detected eviction"),
+	END_KEYS
+};
+
 static const struct cfg_key top_keys[] = {
 	STRING_KEY("mode", set_mode, mode, .def_str = "detect",
 	    .doc = "detect: only report suspicious RSTs; enforce: also drop the forged ones"),
@@ -271,6 +292,7 @@ static const struct cfg_key top_keys[] = {
 	GROUP_KEY("detector", detector_keys),
 	GROUP_KEY("policy", policy_keys),
 	GROUP_KEY("metrics", metrics_keys),
+	GROUP_KEY("evidence", evidence_keys),
 	END_KEYS
 };
 
@@ -350,6 +372,15 @@ set_metrics_textfile(struct config *cfg, const char *s)
 	if (*s != '\0' && (s[0] != '/' || s[n - 1] == '/' || n > 1024))
 		return "an absolute file name, or \"\" for none";
 	replace_string(&cfg->metrics_textfile, s);
+	return NULL;
+}
+
+static const char *
+set_evidence_dir(struct config *cfg, const char *s)
+{
+	if (strlen(s) > EVIDENCE_DIR_MAX)
+		return "a directory name of at most 1024 bytes";
+	replace_string(&cfg->evidence_dir, s);
 	return NULL;
 }
 
@@ -640,6 +671,7 @@ CFG_Copy(struct config *dst, const struct config *src)
 	dst->source = src->source ? xstrdup(src->source) : NULL;
 	dst->metrics_listen = src->metrics_listen ? xstrdup(src->metrics_listen) : NULL;
 	dst->metrics_textfile = src->metrics_textfile ? xstrdup(src->metrics_textfile) : NULL;
+	dst->evidence_dir = src->evidence_dir ? xstrdup(src->evidence_dir) : NULL;
 }
 
 void
@@ -653,6 +685,8 @@ CFG_Free(struct config *cfg)
 	cfg->metrics_listen = NULL;
 	free(cfg->metrics_textfile);
 	cfg->metrics_textfile = NULL;
+	free(cfg->evidence_dir);
+	cfg->evidence_dir = NULL;
 }
 
 int

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "engine.h"
 #include "event.h"
+#include "evidence.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -402,6 +403,16 @@ log_stats(const struct daemon *d)
 			log_info("queue %u (kernel): waiting %llu, queue dropped %llu, user dropped %llu",
 				 s->queue_first + i, (unsigned long long)s->kq[i].waiting,
 				 (unsigned long long)s->kq[i].queue_dropped, (unsigned long long)s->kq[i].user_dropped);
+	if (EVD_Enabled()) {
+		uint64_t bytes;
+		uint32_t files;
+
+		EVD_DirUsage(&bytes, &files);
+		log_info("evidence: written %llu, skipped (rate or size) %llu, lost to write errors %llu, old removed %llu bytes; directory %u files, %llu bytes",
+			 (unsigned long long)e->evidence_written, (unsigned long long)e->evidence_skipped,
+			 (unsigned long long)e->evidence_errors, (unsigned long long)e->evidence_removed_bytes,
+			 files, (unsigned long long)bytes);
+	}
 	free(s);
 }
 
@@ -618,6 +629,7 @@ shut_down(struct daemon *d)
 	free(met.s);
 	free(met.buf);
 	memset(&met, 0, sizeof(met));
+	EVD_Close();
 	EV_Finalise();
 	log_info("stopped");
 	LOG_Finalise();
@@ -627,6 +639,20 @@ shut_down(struct daemon *d)
 	}
 	CFG_Free(d->cfg);
 	free(d->cfg);
+}
+
+/* evidence.dir: open it (and take stock of it) before the engines, which then get their rings.
+ * Returns 0 (also when captures are off) or -1 (logged). */
+static int
+open_evidence(const struct config *cfg)
+{
+	if (cfg->evidence_dir == NULL || cfg->evidence_dir[0] == '\0')
+		return 0;
+	if (EVD_Open(cfg->evidence_dir, cfg->evidence_max_bytes, cfg->evidence_rate) < 0)
+		return -1;
+	log_info("evidence captures in %s (at most %u bytes, %u files per second)", cfg->evidence_dir,
+		 cfg->evidence_max_bytes, cfg->evidence_rate);
+	return 0;
 }
 
 /* -r: analyse a capture with the configuration cfg (freed here). */
@@ -640,9 +666,12 @@ run_offline(const struct cli *cli, struct config *cfg)
 	if (EV_Initialise(cfg->events_path, 1000000000u, 1000000000u) < 0) {
 		log_warnx("cannot open the event output %s", cfg->events_path);
 		rc = 1;
+	} else if (open_evidence(cfg) < 0) {
+		rc = 1;
 	} else {
 		rc = OFF_Run(cfg, cli->read_file, cli->summary);
 	}
+	EVD_Close();
 	EV_Finalise();
 	LOG_Finalise();
 	CFG_Free(cfg);
@@ -660,9 +689,10 @@ run_daemon(const struct cli *cli, struct config *cfg)
 
 	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		fatal("getrandom");
-	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0) {
+	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0 || open_evidence(cfg) < 0) {
 		/* Not fatalx: the configuration is released first (no leak at exit). */
-		log_warnx("cannot open the event output %s", cfg->events_path);
+		log_warnx("cannot open the event output %s or the evidence directory", cfg->events_path);
+		EVD_Close();
 		EV_Finalise();
 		LOG_Finalise();
 		CFG_Free(cfg);

@@ -139,6 +139,13 @@ static const struct met_def metrics[] = {
 			   { "send_error", S(eng.probe_errors) }),
 	  .help = "Keepalive probes by outcome (rst: the state was already lost; rate_limited: not "
 		  "sent, eviction.probe_rate used up)." },
+	{ "rstguard_evidence_files_total", MT_COUNTER, SRC_LABELS, .label = "result",
+	  .labels = LABELS({ "written", S(eng.evidence_written) }, { "skipped", S(eng.evidence_skipped) },
+			   { "error", S(eng.evidence_errors) }),
+	  .help = "Evidence captures (evidence.dir): written, skipped (evidence.rate, or larger than "
+		  "evidence.max_bytes), lost to write errors." },
+	{ "rstguard_evidence_removed_bytes_total", MT_COUNTER, SRC_ONE, S(eng.evidence_removed_bytes),
+	  .help = "Bytes of old evidence captures removed to stay under evidence.max_bytes." },
 	{ "rstguard_events_written_total", MT_COUNTER, SRC_ONE, S(ev.written),
 	  .help = "Events accepted for the event file." },
 	{ "rstguard_events_rate_limited_total", MT_COUNTER, SRC_LABELS, .label = "kind",

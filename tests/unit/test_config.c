@@ -1523,6 +1523,7 @@ static const struct { const char *path, *value; } other_values[] = {
 	{ "metrics.listen", "\"[::1]:9471\"" },
 #endif
 	{ "metrics.textfile", "\"/var/lib/node-exporter/rstguard.prom\"" },
+	{ "evidence.dir", "\"/var/lib/rstguard/evidence\"" },
 };
 
 /* A value of key k other than its default, as file text; NULL when none is known. */
