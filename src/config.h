@@ -101,6 +101,13 @@ struct config {
 	/* policy: what enforce mode drops */
 	struct config_policy policy;
 
+	/* nat: joining the halves of translated connections (docs/nat.md) */
+	int nat_lookup;            /* ask conntrack about unknown non-SYN tuples */
+	uint32_t nat_lookup_rate;  /* lookups per second, whole daemon */
+	uint32_t nat_zone;         /* conntrack zone of the lookups */
+	uint32_t nat_max_aliases;  /* joined halves per queue */
+	uint32_t nat_timeout_ms;   /* longest wait for conntrack's answer */
+
 	/* Where the file was read from, for messages ("" when defaults only). */
 	char *source;
 };

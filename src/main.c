@@ -347,6 +347,12 @@ log_stats(struct worker *w, unsigned n)
 		 (unsigned long long)es.probes_answered, (unsigned long long)es.probes_unanswered,
 		 (unsigned long long)es.probes_rst, (unsigned long long)es.probes_rate_limited,
 		 (unsigned long long)es.probe_errors);
+	log_info("nat: lookups %llu, hits %llu, misses %llu, errors %llu, skipped %llu; joined %llu, unmapped %llu, aliases %llu (full %llu)",
+		 (unsigned long long)es.nat_lookups, (unsigned long long)es.nat_hits,
+		 (unsigned long long)es.nat_misses, (unsigned long long)es.nat_errors,
+		 (unsigned long long)es.nat_skipped, (unsigned long long)es.nat_joined,
+		 (unsigned long long)es.nat_unmapped, (unsigned long long)es.nat_aliases,
+		 (unsigned long long)es.nat_aliases_full);
 	log_info("events: written %llu, rate-limited %llu (alerts %llu), ring full %llu, lost to write errors %llu",
 		 (unsigned long long)ev.written,
 		 (unsigned long long)(ev.rate_dropped + ev.alert_rate_dropped),
@@ -413,6 +419,10 @@ start_up(struct daemon *d, const uint8_t seed[16])
 			rc = 1;
 			break;
 		}
+		/* NAT lookups (docs/nat.md): never fatal, off when conntrack cannot be asked. */
+		if (cfg->nat_lookup && ENG_OpenNat(w->eng) < 0 && i == 0)
+			log_warnx("nat.lookup: cannot open ctnetlink (%s): translated connections stay two flows",
+				  strerror(errno));
 		w->q = NFQ_Open((uint16_t)(cfg->queue_num + i), cfg);
 		if (w->q == NULL) {
 			rc = 1;
