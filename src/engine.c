@@ -754,6 +754,7 @@ nat_join(struct engine *e, struct eng_prep *pp, struct flow_ref *ref, struct nat
 		}
 	}
 	/* The other half was never seen here: the flow made for p gets the alias. */
+	e->st.nat_unjoined++;
 	nj->add = 1;
 	return 0;
 }

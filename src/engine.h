@@ -62,6 +62,8 @@ struct engine_stats {
 	uint64_t nat_errors;              /* ... failed (timeout, socket, malformed answer) */
 	uint64_t nat_skipped;             /* not looked up: nat.lookup_rate or a recent miss */
 	uint64_t nat_joined;              /* translated halves joined to their connection's flow */
+	uint64_t nat_unjoined;            /* ... whose other half this queue had not seen (a pickup, or
+					   * the other half went to another queue: see docs/nat.md) */
 	uint64_t nat_unmapped;            /* tuples whose mapping could not be found: tracked as is */
 	uint64_t nat_aliases_full;        /* translated halves not joined: alias table full */
 	uint64_t nat_aliases;             /* aliases in use */

@@ -347,10 +347,11 @@ log_stats(struct worker *w, unsigned n)
 		 (unsigned long long)es.probes_answered, (unsigned long long)es.probes_unanswered,
 		 (unsigned long long)es.probes_rst, (unsigned long long)es.probes_rate_limited,
 		 (unsigned long long)es.probe_errors);
-	log_info("nat: lookups %llu, hits %llu, misses %llu, errors %llu, skipped %llu; joined %llu, unmapped %llu, aliases %llu (full %llu)",
+	log_info("nat: lookups %llu, hits %llu, misses %llu, errors %llu, skipped %llu; joined %llu (other half unseen %llu), unmapped %llu, aliases %llu (full %llu)",
 		 (unsigned long long)es.nat_lookups, (unsigned long long)es.nat_hits,
 		 (unsigned long long)es.nat_misses, (unsigned long long)es.nat_errors,
 		 (unsigned long long)es.nat_skipped, (unsigned long long)es.nat_joined,
+		 (unsigned long long)es.nat_unjoined,
 		 (unsigned long long)es.nat_unmapped, (unsigned long long)es.nat_aliases,
 		 (unsigned long long)es.nat_aliases_full);
 	log_info("events: written %llu, rate-limited %llu (alerts %llu), ring full %llu, lost to write errors %llu",

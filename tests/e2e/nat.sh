@@ -216,7 +216,7 @@ stop_run() {
 		# One lookup per connection at most (the reply half's first packet); each joined.
 		local lk joined
 		lk=$(sed -n 's/.*nat: lookups \([0-9]*\),.*/\1/p' <<<"$line")
-		joined=$(sed -n 's/.*joined \([0-9]*\),.*/\1/p' <<<"$line")
+		joined=$(sed -n 's/.*joined \([0-9]*\) .*/\1/p' <<<"$line")
 		[ -n "$lk" ] && [ "$lk" -le "${#CONNS[@]}" ] && [ "$joined" = "$lk" ]
 		rg_ok $? "$mode: at most one lookup per connection (${#CONNS[@]}), each joined" "$line"
 	fi
