@@ -55,13 +55,18 @@ ALIAS_Create(uint32_t cap, uint32_t flows_cap, const uint8_t seed[16])
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
-	t->rec = calloc(cap, sizeof(*t->rec));
-	t->slots = calloc(n, sizeof(*t->slots));
-	t->by_flow = calloc(flows_cap, sizeof(*t->by_flow));
+	/* Written through now (malloc + memset, not calloc): a page first touched on the packet
+	 * path would cost a fault there. */
+	t->rec = malloc((size_t)cap * sizeof(*t->rec));
+	t->slots = malloc((size_t)n * sizeof(*t->slots));
+	t->by_flow = malloc((size_t)flows_cap * sizeof(*t->by_flow));
 	if (t->rec == NULL || t->slots == NULL || t->by_flow == NULL) {
 		ALIAS_Destroy(t);
 		return NULL;
 	}
+	memset(t->rec, 0, (size_t)cap * sizeof(*t->rec));
+	memset(t->slots, 0, (size_t)n * sizeof(*t->slots));
+	memset(t->by_flow, 0, (size_t)flows_cap * sizeof(*t->by_flow));
 	t->nslots = n;
 	t->cap = cap;
 	t->flows_cap = flows_cap;
