@@ -147,7 +147,8 @@ genuine() {
 # forward MODE: a fetch from the outside (the server's namespace) to gw's port 8080, forwarded to
 # the inside server; the injector sends a RST toward each end. 3 points.
 forward() {
-	local mode=$1 name=fwd-$mode want=reset n
+	local mode=$1 name want=reset n
+	name=fwd-$mode
 	[ "$mode" = enforce ] && want=complete
 	rg_app_serve "srv-$name" "$RG_CLIENT" slow-serve --bind "$RG_CLIENT4" --port "$INSIDE_PORT" \
 		--delay 0.4 --bytes "$BYTES" || true
