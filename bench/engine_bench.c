@@ -2,14 +2,20 @@
  * decision) without the kernel, on synthetic packet streams over many concurrent flows.
  * Reports nanoseconds per packet and bytes per flow, and how both grow with the flow count.
  *
- *   bench/engine_bench [-f FLOWS]... [-p PACKETS] [-6 PERCENT] [-r ROUNDS] [-e EVIDENCE_DIR]
+ *   bench/engine_bench [-f FLOWS]... [-p PACKETS] [-6 PERCENT] [-r ROUNDS] [-e EVIDENCE_DIR] [-n]
  *
  * -e: evidence captures on (evidence.dir, default ring), to measure the per-packet recording.
  *
  * Each run opens FLOWS connections (three-way handshakes), then sends PACKETS data/ACK packets to
  * flows picked at random (the steady state a gateway sees), then churns: closes (FIN or RST) and
  * replaces flows. Steady-state packets are generated ahead, untimed; the timed loop copies each
- * batch into a receive buffer (measured alone and subtracted) and hands it to the engine. */
+ * batch into a receive buffer (measured alone and subtracted) and hands it to the engine.
+ *
+ * -n turns NAT lookups on (nat.lookup, docs/nat.md) with a stand-in for conntrack that costs no
+ * system call: known flows must cost the same (no lookup is ever made for them), and a last phase
+ * opens connections whose SYN-ACK arrives on a translated tuple, as on a masquerading gateway, to
+ * measure the engine's side of joining them (lookup call, rewrite, alias); the kernel's GET
+ * (tests/e2e/nat_lookup.sh measures it) comes on top. */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,6 +31,7 @@
 #include "flow.h"
 #include "event.h"
 #include "evidence.h"
+#include "nat.h"
 
 #define PKT_LEN 72   /* IPv4 20 + TCP 20 + 12 bytes of options + 20 bytes of payload; IPv6 is longer */
 
@@ -202,8 +209,49 @@ now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* The stand-in for conntrack: flow n's SYN-ACK arrives from the server to 198.20.K2.K1, port
+ * 10000 + K0 (K = n - base, its three bytes), as if a gateway had masqueraded the client. */
+struct fake_nat {
+	uint32_t base;
+	uint64_t calls;
+	struct gen *g;
+};
+
+static int
+fake_nat_lookup(void *ctx, const struct pkt *p, uint16_t zone, struct nat_map *m)
+{
+	struct fake_nat *fn = ctx;
+	uint32_t k, n, host;
+	uint16_t cport;
+
+	(void)zone;
+	fn->calls++;
+	if (p->family != AF_INET || p->dst[0] != 198 || p->dst[1] != 20 || p->dport < 10000 || p->dport > 10255)
+		return 0;
+	k = (uint32_t)p->dst[2] << 16 | (uint32_t)p->dst[3] << 8 | (uint32_t)(p->dport - 10000);
+	n = fn->base + k;
+	host = n / 60000;
+	cport = (uint16_t)(1024 + (n & 0xffff) % 60000);
+	memset(m, 0, sizeof(*m));
+	m->orig.src[0] = 198; m->orig.src[1] = 18; m->orig.src[2] = (uint8_t)(host >> 8); m->orig.src[3] = (uint8_t)host;
+	memcpy(m->orig.dst, p->src, 4);
+	m->orig.sport = cport;
+	m->orig.dport = p->sport;
+	memcpy(m->reply.src, p->src, 4);
+	memcpy(m->reply.dst, p->dst, 4);
+	m->reply.sport = p->sport;
+	m->reply.dport = p->dport;
+	m->family = AF_INET;
+	m->translated = 1;
+	m->dir = NAT_DIR_REPLY;
+	return 1;
+}
+
 struct result {
 	uint32_t flows;
+	double ns_join, ns_plain;   /* -n: per connection (3 packets), translated and not */
+	uint64_t nat_steady_calls;  /* -n: lookups during the steady state (must be 0) */
+	uint64_t joined;
 	double ns_open, ns_steady, ns_batch, ns_churn, ns_delivery;
 	double batch_min, batch_max;
 	double bytes_per_flow;
@@ -228,8 +276,9 @@ median(double *v, int n)
 #define MAX_ROUNDS 15
 
 static void
-run(uint32_t flows, uint64_t packets, int v6_percent, int rounds, struct result *res)
+run(uint32_t flows, uint64_t packets, int v6_percent, int rounds, int nat, struct result *res)
 {
+	struct fake_nat fnat = { 0 };
 	struct config cfg;
 	struct engine *e;
 	struct engine_time t = { .mono_ns = 1000000000000ULL, .real_ns = 1764072000000000000ULL };
@@ -253,8 +302,11 @@ run(uint32_t flows, uint64_t packets, int v6_percent, int rounds, struct result 
 	seq = calloc(flows, sizeof(*seq));
 	stream.pkts = malloc((size_t)CHUNK * SLOT);
 	stream.lens = malloc(CHUNK * sizeof(uint32_t));
+	cfg.nat_max_aliases = flows / 8 + 1024;
+	cfg.nat_lookup_rate = 1000000;   /* the bench clock is slow: no budget in the way */
 	e = ENG_Create(&cfg, cfg.flows_max, NULL, seed, &t);
-	if (e == NULL || seq == NULL || stream.pkts == NULL || stream.lens == NULL) {
+	if (e == NULL || seq == NULL || stream.pkts == NULL || stream.lens == NULL ||
+	    (nat && ENG_SetNat(e, fake_nat_lookup, &fnat) < 0)) {
 		fprintf(stderr, "cannot allocate %u flows\n", flows);
 		exit(1);
 	}
@@ -336,8 +388,53 @@ run(uint32_t flows, uint64_t packets, int v6_percent, int rounds, struct result 
 	}
 	t1 = now_s();
 	res->ns_churn = (t1 - t0) * 1e9 / (flows / 8 * 3.5);
+	res->nat_steady_calls = fnat.calls;
+
+	/* -n: connections opened through the masquerade (SYN, translated SYN-ACK, ACK), against
+	 * the same without translation, alternately in blocks, IPv4. */
+	if (nat) {
+		uint32_t j = flows / 16 < 50000 ? flows / 16 : 50000, base = flows + flows / 8 + 16;
+		double join = 0, plain = 0;
+		int v6p = g.v6_percent;
+
+		g.v6_percent = 0;
+		fnat.base = base;
+		/* Blocks of 256 connections, translated and not in turn, each block timed whole. */
+		for (uint32_t blk = 0; blk < 2 * j / 256; blk++) {
+			int translated = blk & 1;
+
+			t0 = now_s();
+			for (uint32_t q = 0; q < 256; q++) {
+				uint32_t kk = blk / 2 * 256 + q, n = base + (translated ? kk : j + kk);
+				const uint8_t *p;
+
+				p = build(&g, n, 1, 0x02, 1000, 0, 0, &len);
+				sink += ENG_Packet(e, p, len, len, ENG_NO_ID);
+				p = build(&g, n, 0, 0x12, 5000, 1001, 0, &len);
+				if (translated) {
+					uint8_t *w = (uint8_t *)p;
+
+					w[16] = 198; w[17] = 20; w[18] = (uint8_t)(kk >> 16); w[19] = (uint8_t)(kk >> 8);
+					w[22] = (uint8_t)((10000 + (kk & 0xff)) >> 8); w[23] = (uint8_t)(10000 + (kk & 0xff));
+				}
+				sink += ENG_Packet(e, p, len, len, ENG_NO_ID);
+				p = build(&g, n, 1, 0x10, 1001, 5001, 0, &len);
+				sink += ENG_Packet(e, p, len, len, ENG_NO_ID);
+			}
+			t1 = now_s();
+			if (translated)
+				join += t1 - t0;
+			else
+				plain += t1 - t0;
+		}
+		j = j / 256 * 256;
+		g.v6_percent = v6p;
+		res->ns_join = j ? join * 1e9 / j : 0;
+		res->ns_plain = j ? plain * 1e9 / j : 0;
+	}
 
 	ENG_GetStats(e, &st);
+	res->joined = st.nat_joined;
 	res->flows = flows;
 	res->packets = st.packets;
 	res->bytes_per_flow = (double)st.memory_bytes / (double)cfg.flows_max;
@@ -401,7 +498,7 @@ main(int argc, char **argv)
 	uint32_t flows[16] = { 0 };
 	unsigned nflows = 0;
 	uint64_t packets = 20000000;
-	int v6 = 20, rounds = 5;
+	int v6 = 20, rounds = 5, nat = 0;
 	struct result r[16];
 
 	for (int i = 1; i < argc; i++) {
@@ -417,8 +514,10 @@ main(int argc, char **argv)
 		else if (strcmp(argv[i], "-e") == 0 && i + 1 < argc) {
 			if (EVD_Open(argv[++i], 104857600, 10) < 0)
 				return 1;
+		} else if (strcmp(argv[i], "-n") == 0) {
+			nat = 1;
 		} else {
-			fprintf(stderr, "usage: %s [-f FLOWS]... [-p PACKETS] [-6 PERCENT_IPV6] [-r ROUNDS (1-%d)] [-e EVIDENCE_DIR]\n", argv[0], MAX_ROUNDS);
+			fprintf(stderr, "usage: %s [-f FLOWS]... [-p PACKETS] [-6 PERCENT_IPV6] [-r ROUNDS (1-%d)] [-e EVIDENCE_DIR] [-n]\n", argv[0], MAX_ROUNDS);
 			return 2;
 		}
 	}
@@ -434,11 +533,16 @@ main(int argc, char **argv)
 	for (unsigned i = 0; i < nflows; i++) {
 		char range[32];
 
-		run(flows[i], packets, v6, rounds, &r[i]);
+		run(flows[i], packets, v6, rounds, nat, &r[i]);
 		snprintf(range, sizeof(range), "%.1f-%.1f", r[i].batch_min, r[i].batch_max);
 		printf("%10u %12.1f %13s %12.1f %12.1f %12.1f %12.1f %11.2fx %10.1f\n", r[i].flows, r[i].ns_batch, range,
 		       r[i].ns_steady, r[i].ns_open, r[i].ns_churn, r[i].bytes_per_flow, r[i].ns_batch / r[0].ns_batch,
 		       r[i].ns_delivery);
+		if (nat)
+			printf("%10s nat: %" PRIu64 " lookups for known flows; a connection through the masquerade "
+			       "(3 packets) %.0f ns, untranslated %.0f ns: +%.0f ns to join (%" PRIu64 " joined; the "
+			       "kernel's GET not included)\n", "", r[i].nat_steady_calls, r[i].ns_join, r[i].ns_plain,
+			       r[i].ns_join - r[i].ns_plain, r[i].joined);
 		fflush(stdout);
 	}
 	{

@@ -281,6 +281,21 @@ static const struct cfg_key evidence_keys[] = {
 	END_KEYS
 };
 
+static const struct cfg_key nat_keys[] = {
+	BOOL_KEY("lookup", nat_lookup, .def = 1, .restart = "nat.lookup",
+	    .doc = "join the halves of translated connections through conntrack lookups"),
+	INT_KEY("lookup_rate", nat_lookup_rate, .def = 20000, .lo = 1, .hi = 1000000,
+	    .doc = "conntrack lookups per second over the whole daemon"),
+	INT_KEY("zone", nat_zone, .def = 0, .lo = 0, .hi = 65535,
+	    .doc = "conntrack zone the translated connections live in"),
+	INT_KEY("max_aliases", nat_max_aliases, .def = 65536, .lo = 16, .hi = 16777216,
+	    .restart = "nat.max_aliases",
+	    .doc = "translated connections joined at once, per queue"),
+	INT_KEY("timeout_ms", nat_timeout_ms, .def = 10, .lo = 0, .hi = 1000,
+	    .doc = "longest wait for conntrack's answer to a lookup, milliseconds"),
+	END_KEYS
+};
+
 static const struct cfg_key top_keys[] = {
 	STRING_KEY("mode", set_mode, mode, .def_str = "detect",
 	    .doc = "detect: only report suspicious RSTs; enforce: also drop the forged ones"),
@@ -293,6 +308,7 @@ static const struct cfg_key top_keys[] = {
 	GROUP_KEY("policy", policy_keys),
 	GROUP_KEY("metrics", metrics_keys),
 	GROUP_KEY("evidence", evidence_keys),
+	GROUP_KEY("nat", nat_keys),
 	END_KEYS
 };
 

@@ -112,6 +112,12 @@ struct config {
 	uint32_t evidence_snaplen; /* bytes kept of each packet */
 	uint32_t evidence_rate;    /* capture files per second at most, whole daemon */
 	int evidence_evictions;    /* a capture for each detected eviction too */
+	/* nat: joining the halves of translated connections (docs/nat.md) */
+	int nat_lookup;            /* ask conntrack about unknown non-SYN tuples */
+	uint32_t nat_lookup_rate;  /* lookups per second, whole daemon */
+	uint32_t nat_zone;         /* conntrack zone of the lookups */
+	uint32_t nat_max_aliases;  /* joined halves per queue */
+	uint32_t nat_timeout_ms;   /* longest wait for conntrack's answer */
 
 	/* Where the file was read from, for messages ("" when defaults only). */
 	char *source;

@@ -3,16 +3,19 @@
  * keepalive (keepalive.c) and eviction detection (eviction.c) are its parts, each behind a
  * narrow context, and events are composed in report.c from records filled in here. Nothing here
  * allocates, logs or makes a system call per packet. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "alias.h"
 #include "engine.h"
 #include "evidence.h"
 #include "eviction.h"
 #include "flow.h"
 #include "hold.h"
 #include "keepalive.h"
+#include "nat.h"
 #include "report.h"
 #include "tcpstate.h"
 #include "timer.h"
@@ -28,6 +31,10 @@
 #define LEARN_NETS 256
 /* Judged-genuine RSTs kept for a late revision (direct-mapped by flow and direction). */
 #define TOMB_SLOTS 1024
+/* NAT lookups that missed, remembered (direct-mapped by the flow hash) so that a repeated stray
+ * packet does not cost a lookup each. */
+#define NAT_NEG_SLOTS 64
+#define NAT_NEG_MS 2000
 
 const uint32_t ENG_HoldBucketsMs[ENG_HOLD_BUCKETS - 1] = { 5, 10, 25, 50, 100, 200, 500, 1000 };
 
@@ -57,6 +64,15 @@ struct engine {
 	struct eviction evi;
 	struct keepalive ka;
 	struct ka_sender probes;          /* keepalive and confirmation probes go out here */
+
+	/* NAT (ENG_SetNat): lookups on flow-table misses, and the aliases they made */
+	eng_nat_fn nat_fn;
+	void *nat_ctx;
+	struct nat_lookup *nat_own;       /* ENG_OpenNat's socket */
+	struct alias_table *alias;
+	struct ka_bucket nat_bucket;      /* nat.lookup_rate */
+	struct { uint32_t hash, until_ms; } nat_neg[NAT_NEG_SLOTS];
+	uint8_t seed[16];
 
 	struct engine_stats st;
 };
@@ -154,6 +170,7 @@ end_flow(struct engine *e, uint32_t idx, enum rep_reason reason)
 	report_flow_end(e, f, reason);
 	timer_disarm(e, idx, f);
 	FLOW_Remove(e->table, idx);
+	ALIAS_DropFlow(e->alias, idx);
 	if (reason == REP_TIMEOUT)
 		e->st.flows_expired++;
 	else if (reason == REP_FORCED)
@@ -202,13 +219,16 @@ client_is_src(const struct pkt *p)
 	return p->sport >= p->dport;
 }
 
+/* A new flow for p; cis says whether p's sender is the client (-1: guess, client_is_src). */
 static struct flow *
-new_flow(struct engine *e, const struct pkt *p, struct flow_ref *ref)
+new_flow(struct engine *e, const struct pkt *p, struct flow_ref *ref, int cis)
 {
 	struct flow *f;
 
-	if (!FLOW_Insert(e->table, p, client_is_src(p), ref)) {
-		if (!evict_one(e) || !FLOW_Insert(e->table, p, client_is_src(p), ref)) {
+	if (cis < 0)
+		cis = client_is_src(p);
+	if (!FLOW_Insert(e->table, p, cis, ref)) {
+		if (!evict_one(e) || !FLOW_Insert(e->table, p, cis, ref)) {
 			e->st.flows_untracked++;
 			return NULL;
 		}
@@ -533,7 +553,7 @@ confirm_probe(struct engine *e, const struct flow *f, struct pending_rst *pr)
 	}
 	if (KA_SenderReady(&e->probes) < 0)
 		return;
-	len = KA_Build(f, !pr->dir, buf);
+	len = KA_BuildSeen(f, !pr->dir, ALIAS_OfFlow(e->alias, pr->flow_idx, pr->flow_start_cs), buf);
 	if (KA_SendProbe(&e->probes, f, buf, len) < 0)
 		return;
 	pr->confirm = CONFIRM_SENT;
@@ -639,6 +659,116 @@ handle_rst(struct engine *e, struct flow_ref *ref, const struct pkt *p, uint32_t
 	return verdict;
 }
 
+/* ---- NAT: joining the halves of translated connections ---- */
+
+/* Make p look as the connection's original tuple carries it in the reply direction: from the
+ * original destination to the original source (the server's answer before translation). */
+static void
+nat_as_orig(struct pkt *p, const uint8_t *osrc, uint16_t osport, const uint8_t *odst, uint16_t odport)
+{
+	memcpy(p->src, odst, 16);
+	p->sport = odport;
+	memcpy(p->dst, osrc, 16);
+	p->dport = osport;
+}
+
+/* Join the alias for the reply tuple of map m to flow ref. */
+static void
+nat_add_alias(struct engine *e, const struct nat_map *m, const struct flow_ref *ref)
+{
+	struct alias a;
+
+	memset(&a, 0, sizeof(a));
+	memcpy(a.src, m->reply.src, 16);
+	memcpy(a.dst, m->reply.dst, 16);
+	a.sport = m->reply.sport;
+	a.dport = m->reply.dport;
+	memcpy(a.osrc, m->orig.src, 16);
+	memcpy(a.odst, m->orig.dst, 16);
+	a.osport = m->orig.sport;
+	a.odport = m->orig.dport;
+	a.flow_idx = ref->index;
+	a.flow_start_cs = ref->flow->first_seen_cs;
+	a.ct_id = m->id;
+	a.status = m->status;
+	a.zone = m->zone;
+	a.family = m->family;
+	if (ALIAS_Add(e->alias, &a))
+		e->st.nat_joined++;
+	else
+		e->st.nat_aliases_full++;
+}
+
+/* What a flow-table miss becomes through the NAT. */
+struct nat_join {
+	int cis;                 /* the client side when a new flow is made: 1 p's sender, 0 its
+				  * receiver, -1 unknown (guess) */
+	int add;                 /* a new flow for p must get an alias for map */
+	struct nat_map map;
+};
+
+/* A packet whose tuple matched no flow: a known alias (the reply half of a joined connection),
+ * or, unless it is a bare SYN (whose NAT port does not exist yet), one budgeted conntrack
+ * lookup. p is rewritten to the original tuple when it travels on the reply half, so that
+ * everything after this (flow, analysis, events) sees the connection as the client and the real
+ * server do. Returns 1 and fills ref when the connection's flow exists. */
+static int
+nat_join(struct engine *e, struct eng_prep *pp, struct flow_ref *ref, struct nat_join *nj)
+{
+	struct pkt *p = &pp->p;
+	const struct alias *a = ALIAS_Find(e->alias, p->family, p->src, p->sport, p->dst, p->dport);
+	uint32_t slot = pp->hash % NAT_NEG_SLOTS;
+	struct nat_map *m = &nj->map;
+	int r;
+
+	if (a) {
+		nat_as_orig(p, a->osrc, a->osport, a->odst, a->odport);
+		pp->hash = FLOW_Hash(e->table, p);
+		return FLOW_LookupHashed(e->table, p, pp->hash, ref);
+	}
+	if (e->nat_fn == NULL || !e->cfg->nat_lookup || (p->flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN)
+		return 0;
+	if (e->nat_neg[slot].hash == pp->hash && (int32_t)(e->now.ms - e->nat_neg[slot].until_ms) < 0) {
+		e->st.nat_skipped++;
+		return 0;
+	}
+	if (!KA_TakeToken(&e->nat_bucket, e->now.mono_ns, e->cfg->nat_lookup_rate, e->cfg->queue_count)) {
+		e->st.nat_skipped++;
+		return 0;
+	}
+	e->st.nat_lookups++;
+	r = e->nat_fn(e->nat_ctx, p, (uint16_t)e->cfg->nat_zone, m);
+	if (r < 0)
+		e->st.nat_errors++;
+	else if (r == 0 || m->dir == NAT_DIR_NONE || m->family != p->family)
+		e->st.nat_misses++;
+	else
+		e->st.nat_hits++;
+	if (r != 1 || m->dir == NAT_DIR_NONE || m->family != p->family) {
+		e->st.nat_unmapped++;
+		e->nat_neg[slot].hash = pp->hash;
+		e->nat_neg[slot].until_ms = e->now.ms + NAT_NEG_MS;
+		return 0;
+	}
+	/* Conntrack knows who opened the connection: better than the higher-port guess. */
+	nj->cis = m->dir == NAT_DIR_ORIG;
+	if (!m->translated)
+		return 0;
+	if (m->dir == NAT_DIR_REPLY) {
+		nat_as_orig(p, m->orig.src, m->orig.sport, m->orig.dst, m->orig.dport);
+		nj->cis = 0;
+		pp->hash = FLOW_Hash(e->table, p);
+		if (FLOW_LookupHashed(e->table, p, pp->hash, ref)) {
+			nat_add_alias(e, m, ref);
+			return 1;
+		}
+	}
+	/* The other half was never seen here: the flow made for p gets the alias. */
+	e->st.nat_unjoined++;
+	nj->add = 1;
+	return 0;
+}
+
 /* ---- the per-packet path ---- */
 
 void
@@ -679,6 +809,7 @@ enum rg_verdict
 ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 {
 	struct pkt *pk = &pp->p;
+	struct nat_join nj;
 	struct flow_ref ref;
 	struct flow *f;
 	enum tcp_state prev;
@@ -692,6 +823,10 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 		EVD_Record(e->rep.evd, pp->data, pp->caplen, pp->wirelen, e->now.real_ns);
 
 	found = FLOW_LookupHashed(e->table, pk, pp->hash, &ref);
+	nj.cis = -1;
+	nj.add = 0;
+	if (!found && e->alias)
+		found = nat_join(e, pp, &ref, &nj);
 	if (pk->flags & TCPF_RST)
 		return handle_rst(e, found ? &ref : NULL, pk, pkt_id);
 
@@ -701,10 +836,12 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 		if ((pk->flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN &&
 		    (f->state == TCP_TIME_WAIT || f->state == TCP_CLOSED)) {
 			end_flow(e, ref.index, REP_REUSED);
-			f = new_flow(e, pk, &ref);
+			f = new_flow(e, pk, &ref, -1);
 		}
 	} else {
-		f = new_flow(e, pk, &ref);
+		f = new_flow(e, pk, &ref, nj.cis);
+		if (f && nj.add)
+			nat_add_alias(e, &nj.map, &ref);
 	}
 	if (f == NULL)
 		return RG_ACCEPT;
@@ -849,9 +986,11 @@ ENG_Create(const struct config *cfg, uint32_t max_flows, struct event_sink *sink
 		return NULL;
 	}
 	e->cfg = cfg;
+	memcpy(e->seed, seed, sizeof(e->seed));
 	e->rep.sink = sink;
 	e->rep.now = &e->now;
 	e->rep.evd_evictions = cfg->evidence_evictions;
+	e->rep.table = e->table;
 	e->base_mono_ns = start->mono_ns;
 	load_params(e);
 	KA_SenderInit(&e->probes);
@@ -909,6 +1048,54 @@ ENG_Shutdown(struct engine *e)
 	}
 }
 
+int
+ENG_SetNat(struct engine *e, eng_nat_fn fn, void *ctx)
+{
+	if (fn && e->alias == NULL) {
+		e->alias = ALIAS_Create(e->cfg->nat_max_aliases, FLOW_Capacity(e->table), e->seed);
+		if (e->alias == NULL)
+			return -1;
+		e->rep.alias = e->alias;
+		e->ka.ctx.alias = e->alias;
+	}
+	e->nat_fn = fn;
+	e->nat_ctx = ctx;
+	return 0;
+}
+
+/* The lookup of ENG_OpenNat: conntrack through ctnetlink. */
+static int
+nat_conntrack(void *ctx, const struct pkt *p, uint16_t zone, struct nat_map *out)
+{
+	return NAT_Lookup(ctx, p->family, p->src, p->sport, p->dst, p->dport, zone, out);
+}
+
+int
+ENG_OpenNat(struct engine *e)
+{
+	struct nat_lookup *n = calloc(1, sizeof(*n));
+
+	if (n == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (NAT_Open(n, e->cfg->nat_timeout_ms) < 0) {
+		int err = errno;
+
+		free(n);
+		errno = err;
+		return -1;
+	}
+	if (ENG_SetNat(e, nat_conntrack, n) < 0) {
+		NAT_Close(n);
+		free(n);
+		errno = ENOMEM;
+		return -1;
+	}
+	e->nat_own = n;
+	return 0;
+}
+
 void
 ENG_LogLearned(const struct engine *e)
 {
@@ -944,7 +1131,8 @@ ENG_GetStats(const struct engine *e, struct engine_stats *st)
 	st->probe_errors = e->probes.errors;
 	st->flows_active = FLOW_Count(e->table);
 	st->flows_capacity = FLOW_Capacity(e->table);
-	st->memory_bytes = FLOW_MemoryBytes(e->table) + sizeof(*e);
+	st->memory_bytes = FLOW_MemoryBytes(e->table) + sizeof(*e) + ALIAS_MemoryBytes(e->alias);
+	st->nat_aliases = ALIAS_Count(e->alias);
 	if (e->rep.evd) {
 		struct evd_stats es = { 0 };
 
@@ -975,6 +1163,11 @@ ENG_Destroy(struct engine *e)
 	if (e == NULL)
 		return;
 	FLOW_DestroyTable(e->table);
+	ALIAS_Destroy(e->alias);
+	if (e->nat_own) {
+		NAT_Close(e->nat_own);
+		free(e->nat_own);
+	}
 	HOLD_Fini(&e->holds);
 	EVI_Fini(&e->evi);
 	KA_Fini(&e->ka);

@@ -68,6 +68,17 @@ struct engine_stats {
 	uint64_t evidence_skipped;        /* ... not written: evidence.rate, or larger than the cap */
 	uint64_t evidence_errors;         /* ... lost to write errors (a full disk) */
 	uint64_t evidence_removed_bytes;  /* old captures removed to stay under evidence.max_bytes */
+	uint64_t nat_lookups;             /* conntrack lookups made (unknown non-SYN tuples) */
+	uint64_t nat_hits;                /* ... answered with an entry */
+	uint64_t nat_misses;              /* ... answered: no such entry */
+	uint64_t nat_errors;              /* ... failed (timeout, socket, malformed answer) */
+	uint64_t nat_skipped;             /* not looked up: nat.lookup_rate or a recent miss */
+	uint64_t nat_joined;              /* translated halves joined to their connection's flow */
+	uint64_t nat_unjoined;            /* ... whose other half this queue had not seen (a pickup, or
+					   * the other half went to another queue: see docs/nat.md) */
+	uint64_t nat_unmapped;            /* tuples whose mapping could not be found: tracked as is */
+	uint64_t nat_aliases_full;        /* translated halves not joined: alias table full */
+	uint64_t nat_aliases;             /* aliases in use */
 };
 
 /* Create an engine tracking at most max_flows flows; events go to sink (may be NULL: none).
@@ -137,6 +148,19 @@ void ENG_SetRstHook(struct engine *e, eng_rst_hook fn, void *ctx);
 struct flow;
 typedef int (*eng_send_fn)(void *ctx, const struct flow *f, const uint8_t *buf, uint32_t len);
 void ENG_SetProbeSender(struct engine *e, eng_send_fn fn, void *ctx);
+
+/* NAT (docs/nat.md): on a flow-table miss for a packet that is not a bare SYN, ask fn for the
+ * connection of p's tuple (as NAT_Lookup does: 1 found, 0 none, -1 error) and join a translated
+ * half to its flow through an alias table of cfg nat.max_aliases. fn NULL: no lookups. Tests and
+ * benchmarks stand in for conntrack with their own fn. Returns 0, or -1 when the alias table
+ * cannot be had. */
+struct nat_map;
+typedef int (*eng_nat_fn)(void *ctx, const struct pkt *p, uint16_t zone, struct nat_map *out);
+int ENG_SetNat(struct engine *e, eng_nat_fn fn, void *ctx);
+
+/* ENG_SetNat with the kernel's conntrack table through a ctnetlink socket of the engine's own
+ * (closed with the engine). Returns 0, or -1 with errno set (EPERM, EPROTONOSUPPORT, ENOMEM). */
+int ENG_OpenNat(struct engine *e);
 
 /* Log what has been learnt of each server network's idle timeout. */
 void ENG_LogLearned(const struct engine *e);

@@ -361,6 +361,12 @@ FLOW_Get(struct flow_table *t, uint32_t index)
 }
 
 uint32_t
+FLOW_Index(const struct flow_table *t, const struct flow *f)
+{
+	return (uint32_t)(f - t->flows);
+}
+
+uint32_t
 FLOW_Count(const struct flow_table *t)
 {
 	return t->count;

@@ -142,6 +142,9 @@ void FLOW_Remove(struct flow_table *t, uint32_t index);
 /* Record by index. */
 struct flow *FLOW_Get(struct flow_table *t, uint32_t index);
 
+/* Index of record f (a pointer FLOW_Get returned). */
+uint32_t FLOW_Index(const struct flow_table *t, const struct flow *f);
+
 /* Number of flows in use, and the cap. */
 uint32_t FLOW_Count(const struct flow_table *t);
 uint32_t FLOW_Capacity(const struct flow_table *t);

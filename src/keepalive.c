@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alias.h"
 #include "keepalive.h"
 #include "log.h"
 #include "tcpstate.h"
@@ -158,12 +159,28 @@ put32(uint8_t *p, uint32_t v)
 uint32_t
 KA_Build(const struct flow *f, int x, uint8_t *buf)
 {
+	return KA_BuildSeen(f, x, NULL, buf);
+}
+
+uint32_t
+KA_BuildSeen(const struct flow *f, int x, const struct alias *al, uint8_t *buf)
+{
 	const struct flow_dir *a = &f->dir[x], *b = &f->dir[!x];
 	int v6 = (f->flags & FL_IPV6) != 0;
 	const uint8_t *src = x == DIR_TOSERVER ? f->cli : f->srv;
 	const uint8_t *dst = x == DIR_TOSERVER ? f->srv : f->cli;
 	uint16_t sport = x == DIR_TOSERVER ? f->cport : f->sport;
 	uint16_t dport = x == DIR_TOSERVER ? f->sport : f->cport;
+	/* The reply half runs from the original tuple's destination to its source. */
+	int reply_dir = al && memcmp(f->cli, al->osrc, 16) == 0 && f->cport == al->osport ? DIR_TOCLIENT
+											 : DIR_TOSERVER;
+
+	if (al && x == reply_dir) {
+		src = al->src;
+		dst = al->dst;
+		sport = al->sport;
+		dport = al->dport;
+	}
 	uint32_t l3 = v6 ? 40 : 20, tcplen = (a->flags & FD_TS) ? 32 : 20, sum;
 	/* As if forwarded by the gateway: one hop less than X's packets have on arrival. */
 	uint8_t ttl = a->ttl_last > 1 ? (uint8_t)(a->ttl_last - 1) : 64;
@@ -306,7 +323,7 @@ KA_Visit(struct keepalive *ka, uint32_t idx, struct flow *f, struct ka_lost *los
 			ka->st.rate_limited++;
 			return now->s + 1;
 		}
-		len = KA_Build(f, x, buf);
+		len = KA_BuildSeen(f, x, ALIAS_OfFlow(ka->ctx.alias, idx, f->first_seen_cs), buf);
 		if (KA_SendProbe(ka->ctx.sender, f, buf, len) < 0)
 			continue;
 		ka->st.sent++;

@@ -12,6 +12,8 @@
 #include "flow.h"
 #include "timer.h"
 
+struct alias_table;
+
 /* Sends a built probe; returns 0 when it went out (tests and benchmarks stand in for the raw
  * sockets with one). */
 typedef int (*ka_send_fn)(void *ctx, const struct flow *f, const uint8_t *buf, uint32_t len);
@@ -47,6 +49,7 @@ struct ka_ctx {
 	const struct timer_clock *now;
 	struct ka_sender *sender;
 	uint32_t flows_cap;             /* the flow table's capacity: probe state is indexed like it */
+	const struct alias_table *alias;/* NAT aliases (probes go out as seen), or NULL */
 };
 
 struct ka_stats {
@@ -110,5 +113,12 @@ int KA_TakeToken(struct ka_bucket *b, uint64_t now_ns, uint32_t rate, uint32_t q
 
 /* Build the probe from side x of flow f into buf (at least 100 bytes); returns its length. */
 uint32_t KA_Build(const struct flow *f, int x, uint8_t *buf);
+
+/* The same through a NAT: a probe must leave as rstguard saw the packets of the side it imitates
+ * (the client's inside tuple; the server's answers as they arrive, to the gateway's outside
+ * address and NAT port), so that conntrack applies the connection's own translation. With an
+ * alias a (NULL: none), side x's packets of the reply half take a's tuple. */
+struct alias;
+uint32_t KA_BuildSeen(const struct flow *f, int x, const struct alias *a, uint8_t *buf);
 
 #endif

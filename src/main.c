@@ -393,6 +393,13 @@ log_stats(const struct daemon *d)
 		 (unsigned long long)e->probes_answered, (unsigned long long)e->probes_unanswered,
 		 (unsigned long long)e->probes_rst, (unsigned long long)e->probes_rate_limited,
 		 (unsigned long long)e->probe_errors);
+	log_info("nat: lookups %llu, hits %llu, misses %llu, errors %llu, skipped %llu; joined %llu (other half unseen %llu), unmapped %llu, aliases %llu (full %llu)",
+		 (unsigned long long)e->nat_lookups, (unsigned long long)e->nat_hits,
+		 (unsigned long long)e->nat_misses, (unsigned long long)e->nat_errors,
+		 (unsigned long long)e->nat_skipped, (unsigned long long)e->nat_joined,
+		 (unsigned long long)e->nat_unjoined,
+		 (unsigned long long)e->nat_unmapped, (unsigned long long)e->nat_aliases,
+		 (unsigned long long)e->nat_aliases_full);
 	log_info("events: written %llu, rate-limited %llu (alerts %llu), ring full %llu, lost to write errors %llu",
 		 (unsigned long long)s->ev.written,
 		 (unsigned long long)(s->ev.rate_dropped + s->ev.alert_rate_dropped),
@@ -541,6 +548,10 @@ start_up(struct daemon *d, const uint8_t seed[16])
 			rc = 1;
 			break;
 		}
+		/* NAT lookups (docs/nat.md): never fatal, off when conntrack cannot be asked. */
+		if (cfg->nat_lookup && ENG_OpenNat(w->eng) < 0 && i == 0)
+			log_warnx("nat.lookup: cannot open ctnetlink (%s): translated connections stay two flows",
+				  strerror(errno));
 		w->q = NFQ_Open((uint16_t)(cfg->queue_num + i), cfg);
 		if (w->q == NULL) {
 			rc = 1;

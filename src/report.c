@@ -1,9 +1,11 @@
 /* Event composition: one JSON object per line, the common header first (timestamp, flow_id,
  * event_type, endpoints, proto), then an object named after the event type. */
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "evidence.h"
+#include "alias.h"
 #include "json.h"
 #include "report.h"
 #include "tcpstate.h"
@@ -39,9 +41,46 @@ flow_family(const struct flow *f)
 	return (f->flags & FL_IPV6) ? AF_INET6 : AF_INET;
 }
 
+/* The NAT alias of a flow's record, or NULL. */
+static const struct alias *
+nat_of(const struct reporter *rep, uint32_t idx, uint32_t start_cs)
+{
+	return rep->alias ? ALIAS_OfFlow(rep->alias, idx, start_cs) : NULL;
+}
+
+static const struct alias *
+nat_of_flow(const struct reporter *rep, const struct flow *f)
+{
+	return rep->alias ? nat_of(rep, FLOW_Index(rep->table, f), f->first_seen_cs) : NULL;
+}
+
+/* The translated view of a joined connection, oriented like the event's endpoints (src is the
+ * client's side or the server's): the tuple the packets carry on the translated side, what an
+ * outside capture (masquerade) or the inside server (port forward) shows. */
+static void
+put_nat(struct json *j, const struct alias *al, int family, const uint8_t *src, uint16_t sport)
+{
+	int snat = memcmp(al->dst, al->osrc, 16) != 0 || al->dport != al->osport;
+	int dnat = memcmp(al->src, al->odst, 16) != 0 || al->sport != al->odport;
+	int from_client = memcmp(src, al->osrc, 16) == 0 && sport == al->osport;
+	char a[48];
+
+	JSON_ObjectOpen(j, "nat");
+	JSON_Str(j, "type", snat && dnat ? "snat+dnat" : dnat ? "dnat" : "snat");
+	PKT_FormatAddr(family, from_client ? al->dst : al->src, a, sizeof(a));
+	JSON_Str(j, "src_ip", a);
+	JSON_U64(j, "src_port", from_client ? al->dport : al->sport);
+	PKT_FormatAddr(family, from_client ? al->src : al->dst, a, sizeof(a));
+	JSON_Str(j, "dest_ip", a);
+	JSON_U64(j, "dest_port", from_client ? al->sport : al->dport);
+	JSON_U64(j, "zone", al->zone);
+	JSON_U64(j, "ct_id", al->ct_id);
+	JSON_ObjectClose(j);
+}
+
 static void
 put_common(struct json *j, uint64_t real_ns, uint64_t flow_id, enum rep_kind kind, int family,
-	   const uint8_t *src, uint16_t sport, const uint8_t *dst, uint16_t dport)
+	   const uint8_t *src, uint16_t sport, const uint8_t *dst, uint16_t dport, const struct alias *al)
 {
 	char ts[40], a[48];
 
@@ -56,6 +95,8 @@ put_common(struct json *j, uint64_t real_ns, uint64_t flow_id, enum rep_kind kin
 	JSON_Str(j, "dest_ip", a);
 	JSON_U64(j, "dest_port", dport);
 	JSON_Str(j, "proto", "TCP");
+	if (al && al->family == family)
+		put_nat(j, al, family, src, sport);
 }
 
 /* The evidence capture of a flow (a forged RST's, an eviction's), written whether or not the
@@ -91,7 +132,8 @@ REP_FlowEnd(const struct reporter *rep, const struct rep_flow_end *r)
 	if (rep->sink == NULL || !EV_Allow(rep->sink, rep->now->mono_ns))
 		return;
 	JSON_Init(&j, buf, sizeof(buf));
-	put_common(&j, rep->now->real_ns, r->flow_id, REP_FLOW, flow_family(f), f->cli, f->cport, f->srv, f->sport);
+	put_common(&j, rep->now->real_ns, r->flow_id, REP_FLOW, flow_family(f), f->cli, f->cport, f->srv, f->sport,
+		   nat_of_flow(rep, f));
 	JSON_ObjectOpen(&j, "flow");
 	JSON_U64(&j, "pkts_toserver", f->dir[DIR_TOSERVER].pkts);
 	JSON_U64(&j, "pkts_toclient", f->dir[DIR_TOCLIENT].pkts);
@@ -144,7 +186,7 @@ REP_Rst(const struct reporter *rep, const struct pending_rst *pr, enum rg_verdic
 	JSON_Init(&j, buf, sizeof(buf));
 	/* A revision is stamped when it is made; first_seen keeps the RST's own time. */
 	put_common(&j, pr->revised ? rep->now->real_ns : pr->real_ns, pr->flow_id, REP_RST, p->family, p->src,
-		   p->sport, p->dst, p->dport);
+		   p->sport, p->dst, p->dport, pr->has_flow ? nat_of(rep, pr->flow_idx, pr->flow_start_cs) : NULL);
 	JSON_Str(&j, "verdict", POLICY_VerdictName(verdict));
 	if (evidence)
 		JSON_Str(&j, "evidence", evidence);
@@ -208,7 +250,7 @@ REP_Anomaly(const struct reporter *rep, const struct pending_rst *pr)
 		return;
 	JSON_Init(&j, buf, sizeof(buf));
 	put_common(&j, pr->real_ns, pr->flow_id, REP_ANOMALY, pr->pkt.family, pr->pkt.src, pr->pkt.sport,
-		   pr->pkt.dst, pr->pkt.dport);
+		   pr->pkt.dst, pr->pkt.dport, pr->has_flow ? nat_of(rep, pr->flow_idx, pr->flow_start_cs) : NULL);
 	JSON_ObjectOpen(&j, "anomaly");
 	JSON_Str(&j, "type", "stream");
 	JSON_Str(&j, "event", "stream.suspected_rst_inject");
@@ -231,7 +273,7 @@ REP_Eviction(const struct reporter *rep, const struct rep_eviction *r)
 		return;
 	JSON_Init(&j, buf, sizeof(buf));
 	put_common(&j, rep->now->real_ns, r->flow_id, REP_EVICTION, flow_family(f), f->cli, f->cport, f->srv,
-		   f->sport);
+		   f->sport, nat_of_flow(rep, f));
 	if (evidence)
 		JSON_Str(&j, "evidence", evidence);
 	JSON_ObjectOpen(&j, "eviction");

@@ -24,12 +24,16 @@ enum rep_detector { REP_BY_TRAFFIC = 0, REP_BY_PROBE, REP_DETECTOR_MAX };
 
 /* Where one packet thread's events go: its ring (NULL: no events) and its engine's clock (the
  * rate limits and the timestamps of events about now). */
+struct alias_table;
 struct evd_ring;
+struct flow_table;
 struct reporter {
 	struct event_sink *sink;
 	const struct timer_clock *now;
 	struct evd_ring *evd;     /* evidence captures of forged RSTs (NULL: off) */
 	int evd_evictions;        /* ... and of evictions */
+	const struct alias_table *alias;  /* NAT aliases: events of joined flows get a "nat" object */
+	const struct flow_table *table;   /* ... found by the flow's index in it */
 };
 
 /* A flow that ended. */

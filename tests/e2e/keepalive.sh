@@ -14,7 +14,12 @@
 # of the stream), the LB never found one of their packets INVALID, and rstguard reports no rst
 # or eviction for them; its exit statistics show probes sent (at least 2 per flow) all answered,
 # and the gateway's queue dropped exactly the answers (detect mode drops nothing else).
-# RG_KA_FAMILY=6 (keepalive6.sh) runs the same over IPv6. Runtime about 35 s.
+# RG_KA_FAMILY=6 (keepalive6.sh) runs the same over IPv6. RG_KA_NAT=1 (nat_keepalive.sh) makes
+# the gateway masquerade its clients (rg_gw_masquerade) with eviction.probe_side = "both": the
+# probes must leave as rstguard saw each side's packets (the client's inside tuple; the server's
+# answers to the gateway's outside address and NAT port) so that conntrack translates them, and
+# the client-side probes must reach the client's socket (counted there instead of zero).
+# Runtime about 35 s.
 # shellcheck source-path=SCRIPTDIR
 set -u
 # shellcheck source=../lib/netns.sh
@@ -23,6 +28,9 @@ set -u
 . "$RG_LIB/lb.sh"
 
 FAM=${RG_KA_FAMILY:-4}
+NAT=${RG_KA_NAT:-0}
+SIDE=server
+[ "$NAT" = 1 ] && SIDE=both
 T=10
 P_KA=7101      # covered by the override: kept alive
 P_CTL=7102     # not covered: the control
@@ -41,16 +49,22 @@ fi
 lb_begin "$T" 19
 lb_invalid rst "$P_KA" || rg_bail "could not add the LB's REJECT rule"
 lb_invalid rst "$P_CTL" || rg_bail "could not add the LB's REJECT rule"
+if [ "$NAT" = 1 ]; then
+	rg_gw_masquerade 20000-29999 || rg_bail "could not make the gateway masquerade"
+fi
 
 cat >"$CONF" <<EOF
 mode = "detect";
 eviction = {
 	keepalive = true;
+	probe_side = "$SIDE";
 	overrides = ( { network = "$NET"; port = $P_KA; idle_timeout = $T; } );
 };
 EOF
 
-rg_daemon_up "IPv$FAM: rstguard (keepalive, override $NET port $P_KA idle_timeout $T) binds queue $RG_QUEUE_NUM" \
+LABEL=""
+[ "$NAT" = 1 ] && LABEL=" masquerade"
+rg_daemon_up "IPv$FAM$LABEL: rstguard (keepalive, probe_side $SIDE, override $NET port $P_KA idle_timeout $T) binds queue $RG_QUEUE_NUM" \
 	-c "$CONF" -e "$EV"
 
 lb_serve ska "$RG_SERVER" "$SRV" "$P_KA" --count 2 || rg_bail "server on port $P_KA"
@@ -61,28 +75,48 @@ lb_client cc "$RG_CLIENT" --to "$SRV" --port "$P_CTL" --idle "$IDLE_C" --expect 
 
 # check_kept NAME DESC: the four points of one kept-alive connection.
 check_kept() {
-	local name=$1 desc=$2 cport sent sha segs
+	local name=$1 desc=$2 cport sent sha segs pport
 	rg_app_ok "$name" 60 \
 		"IPv$FAM $desc: the exchanges after the silence work in both directions, echoed byte for byte, no extra bytes"
 	cport=$(rg_app_field "$name" sport)
 	sent=$(rg_app_field "$name" sent)
 	sha=$(rg_app_field "$name" sha256_sent)
-	lb_wait_server ska "$cport"
-	if [ -n "$sent" ] && [ "$(lb_server_field ska "$cport" bytes)" = "$sent" ] &&
-		[ "$(lb_server_field ska "$cport" bytes_out)" = "$sent" ] &&
-		[ "$(lb_server_field ska "$cport" sha256)" = "$sha" ] &&
-		[ "$(lb_server_field ska "$cport" ok)" = true ]; then
+	# Through the NAT the server sees the NAT port: its report is the one with our bytes' hash.
+	pport=$cport
+	if [ "$NAT" = 1 ]; then
+		for _ in $(seq 1 30); do
+			pport=$("$RG_PY" "$RG_EVQ" get "$RG_TMP/ska.json" peer_port "sha256=$sha" 2>/dev/null | tail -n 1)
+			[ -n "$pport" ] && break
+			sleep 0.1
+		done
+	fi
+	lb_wait_server ska "$pport"
+	if [ -n "$sent" ] && [ "$(lb_server_field ska "$pport" bytes)" = "$sent" ] &&
+		[ "$(lb_server_field ska "$pport" bytes_out)" = "$sent" ] &&
+		[ "$(lb_server_field ska "$pport" sha256)" = "$sha" ] &&
+		[ "$(lb_server_field ska "$pport" ok)" = true ] &&
+		{ [ "$NAT" = 0 ] || [ "$pport" != "$cport" ]; }; then
 		rg_pass "IPv$FAM $desc: the server received exactly the $sent bytes sent (sha256) and sent as many back"
 	else
 		rg_fail "IPv$FAM $desc: the server received exactly the bytes sent and sent as many back" \
 			"client: $(cat "$RG_TMP/$name.json")" "server: $(cat "$RG_TMP/ska.json")"
 	fi
 	segs=$(rg_app_field "$name" idle_segs_in)
+	if [ "$SIDE" = both ]; then
+		# The server-impersonating probes crossed the NAT back to the client's inside address.
+		if [[ $segs =~ ^\[[1-9][0-9]*(,\ [1-9][0-9]*)*\]$ ]]; then
+			rg_pass "IPv$FAM $desc: the probes in the server's name reached the client's socket in each silence ($segs)"
+		else
+			rg_fail "IPv$FAM $desc: the probes in the server's name reached the client's socket in each silence" \
+				"segments received per silence (tcpi_segs_in): '$segs'"
+		fi
+	else
 	case $segs in
 	"[0]" | "[0, 0]") rg_pass "IPv$FAM $desc: no segment reached the client's socket while it was silent ($segs)" ;;
 	*) rg_fail "IPv$FAM $desc: no segment reached the client's socket while it was silent" \
 		"segments received per silence (tcpi_segs_in): '$segs'" ;;
 	esac
+	fi
 	rg_is "$(lb_conn_events "$EV" "$cport" "$P_KA" eviction)/$(lb_conn_events "$EV" "$cport" "$P_KA" rst)" \
 		0/0 "IPv$FAM $desc: no eviction and no rst event"
 }

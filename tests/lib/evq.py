@@ -23,6 +23,7 @@ RST_CAUSES_KNOWN = None  # causes grow over time: only the type is checked
 FLOW_REASONS = {"timeout", "forced", "shutdown", "reused"}
 DIRECTIONS = {"toserver", "toclient"}
 VERDICTS = {"accept", "drop"}
+NAT_TYPES = {"snat", "dnat", "snat+dnat"}
 
 
 def load(path):
@@ -177,6 +178,16 @@ def validate(path):
             if not present or not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 65535:
                 problems.append("%s: bad %s %r" % (where, k, v))
         check_type(problems, ev, "proto", str, {"TCP"})
+        if "nat" in ev:  # a connection joined through a NAT: its translated view
+            check_type(problems, ev, "nat", dict)
+            check_type(problems, ev, "nat.type", str, NAT_TYPES)
+            for k in ("nat.src_ip", "nat.dest_ip"):
+                check_type(problems, ev, k, str)
+            for k in ("nat.src_port", "nat.dest_port", "nat.zone", "nat.ct_id"):
+                present, v = lookup(ev, k)
+                if not present or not isinstance(v, int) or isinstance(v, bool) or v < 0 or \
+                        (k != "nat.ct_id" and v > 65535):
+                    problems.append("%s: bad %s %r" % (where, k, v))
         et = ev.get("event_type")
         if et == "rst":
             check_type(problems, ev, "verdict", str, VERDICTS)

@@ -210,7 +210,9 @@ def main(argv):
             server.learn(qip, q[TCP], IPv6 in q)
             if ((q[TCP].ack - want) & 0xFFFFFFFF) < 0x80000000:
                 break
-    gw_mac = pkt[Ether].src
+    # The gateway is the other end of the link: the trigger's sender, or (a client beyond the
+    # router, talking to a port the gateway forwards) its receiver.
+    gw_mac = pkt[Ether].dst if pkt[Ether].src == my_mac else pkt[Ether].src
     cli, srv = ip.src, ip.dst
     cport = tcp.sport
     to_client_seq = tcp.ack                        # the client's RCV.NXT

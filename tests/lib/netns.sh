@@ -380,6 +380,29 @@ rg_router_conntrack() {
 	rg__sysctl "$RG_ROUTER" "${args[@]}"
 }
 
+# rg_gw_masquerade [PORTS]: make gw a masquerading gateway (issue 12): connections from the client
+# side leave toward the router with gw's outside address (RG_GW_R4, RG_GW_R6), IPv4 and IPv6,
+# their source ports mapped into PORTS (default 20000-29999, so that a NAT port never equals the
+# client's own port and a mistake cannot hide). The queue rule stays in raw PREROUTING, before
+# conntrack: the client's packets reach it with the inside tuple, the server's answers with the
+# outside one.
+rg_gw_masquerade() {
+	local ports=${1:-20000-29999} t
+	for t in iptables ip6tables; do
+		timeout 10 ip netns exec "$RG_GW" "$t" -w 5 -t nat -A POSTROUTING -o "$RG_IF_GW_R" -p tcp \
+			-j MASQUERADE --to-ports "$ports" || return 1
+	done
+}
+
+# rg_gw_port_forward PORT TO4 TO6: forward gw's outside PORT (on RG_GW_R4 / RG_GW_R6) to an
+# inside server (DNAT, "ADDR:PORT" for IPv4, "[ADDR]:PORT" for IPv6).
+rg_gw_port_forward() {
+	timeout 10 ip netns exec "$RG_GW" iptables -w 5 -t nat -A PREROUTING -i "$RG_IF_GW_R" -p tcp \
+		-d "$RG_GW_R4" --dport "$1" -j DNAT --to-destination "$2" || return 1
+	timeout 10 ip netns exec "$RG_GW" ip6tables -w 5 -t nat -A PREROUTING -i "$RG_IF_GW_R" -p tcp \
+		-d "$RG_GW_R6" --dport "$1" -j DNAT --to-destination "$3"
+}
+
 # rg_ns NS CMD...: run a command inside a namespace (bounded to 30 s).
 rg_ns() {
 	local ns=$1

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "engine.h"
+#include "nat.h"
 #include "event.h"
 #include "pktbuild.h"
 #include "tap.h"
@@ -1144,6 +1145,170 @@ test_long_idle_rst(void)
 	sc_end(&s);
 }
 
+
+/* ---- NAT: the halves of a masqueraded connection joined through a (fake) conntrack ---- */
+
+#define NAT_GW "198.18.2.1"
+#define NAT_PORT 23564
+
+/* A masquerading gateway's conntrack table with one entry: 198.18.1.2:cport -> 198.18.3.2:80,
+ * answered by the server to 198.18.2.1:NAT_PORT. */
+struct fake_ct {
+	uint16_t cport;
+	unsigned calls;
+	int present;
+};
+
+static int
+fake_ct_lookup(void *ctx, const struct pkt *p, uint16_t zone, struct nat_map *m)
+{
+	struct fake_ct *ct = ctx;
+	uint8_t cli[4], srv[4], gw[4];
+	int orig, reply;
+
+	ct->calls++;
+	inet_pton(AF_INET, "198.18.1.2", cli);
+	inet_pton(AF_INET, "198.18.3.2", srv);
+	inet_pton(AF_INET, NAT_GW, gw);
+	orig = memcmp(p->src, cli, 4) == 0 && p->sport == ct->cport && memcmp(p->dst, srv, 4) == 0 && p->dport == 80;
+	reply = memcmp(p->src, srv, 4) == 0 && p->sport == 80 && memcmp(p->dst, gw, 4) == 0 && p->dport == NAT_PORT;
+	if (!ct->present || p->family != AF_INET || zone != 0 || (!orig && !reply))
+		return 0;
+	memset(m, 0, sizeof(*m));
+	memcpy(m->orig.src, cli, 4);
+	memcpy(m->orig.dst, srv, 4);
+	m->orig.sport = ct->cport;
+	m->orig.dport = 80;
+	memcpy(m->reply.src, srv, 4);
+	memcpy(m->reply.dst, gw, 4);
+	m->reply.sport = 80;
+	m->reply.dport = NAT_PORT;
+	m->family = AF_INET;
+	m->translated = 1;
+	m->id = 4242;
+	m->dir = orig ? NAT_DIR_ORIG : NAT_DIR_REPLY;
+	return 1;
+}
+
+/* A segment as the gateway's queue sees it: the server's on the translated (reply) tuple. */
+static enum rg_verdict
+nat_seg(struct sc *s, struct conn *c, int from_client, uint8_t flags, uint32_t len, int rst_seg)
+{
+	struct pb_spec ps = conn_spec(c, from_client, flags, len);
+	uint32_t used = len + ((flags & TCPF_SYN) ? 1 : 0) + ((flags & TCPF_FIN) ? 1 : 0);
+
+	if (!from_client) {
+		ps.dst = NAT_GW;
+		ps.dport = NAT_PORT;
+	}
+	if (rst_seg)
+		ps.win = 0;
+	else if (from_client)
+		c->cseq += used;
+	else
+		c->sseq += used;
+	return send_spec(s, &ps);
+}
+
+static void
+test_nat(void)
+{
+	struct fake_ct ct = { .cport = 40001, .present = 1 };
+	struct engine_stats st;
+	struct conn c;
+	struct sc s;
+	const char *ev;
+
+	/* A handshake, an exchange and the server's abort, through the masquerade. */
+	sc_init(&s, "nat", RG_MODE_DETECT);
+	sc_start(&s, 1024, 100000, 100000);
+	TAP_OK(ENG_SetNat(s.e, fake_ct_lookup, &ct) == 0, "nat: lookups on");
+	conn_init(&c, AF_INET, ct.cport);
+	nat_seg(&s, &c, 1, TCPF_SYN, 0, 0);
+	TAP_EQ_U(ct.calls, 0, "nat: a bare SYN is never looked up");
+	step_ms(&s, 5);
+	nat_seg(&s, &c, 0, TCPF_SYN | TCPF_ACK, 0, 0);
+	TAP_EQ_U(ct.calls, 1, "nat: the SYN-ACK on the translated tuple is looked up once");
+	step_ms(&s, 5);
+	nat_seg(&s, &c, 1, TCPF_ACK, 0, 0);
+	for (int i = 0; i < 3; i++) {
+		nat_seg(&s, &c, 1, TCPF_ACK | TCPF_PSH, 100, 0);
+		step_ms(&s, 5);
+		nat_seg(&s, &c, 0, TCPF_ACK | TCPF_PSH, 300, 0);
+		step_ms(&s, 5);
+	}
+	nat_seg(&s, &c, 1, TCPF_ACK, 0, 0);
+	step_ms(&s, 30);
+	stats(&s, &st);
+	TAP_OK(ct.calls == 1 && st.nat_lookups == 1 && st.nat_hits == 1 && st.nat_joined == 1 && st.nat_aliases == 1 &&
+	       st.flows_created == 1 && st.flows_midstream == 0,
+	       "nat: one lookup per connection, one flow, one alias (lookups %llu, flows %llu)",
+	       (unsigned long long)st.nat_lookups, (unsigned long long)st.flows_created);
+	nat_seg(&s, &c, 0, TCPF_RST | TCPF_ACK, 0, 1);
+	settle(&s);
+	ev = take(&s);
+	EV_OK(ev, count(ev, "\"event_type\":\"rst\"", "\"src_ip\":\"198.18.3.2\",\"src_port\":80,"
+			"\"dest_ip\":\"198.18.1.2\",\"dest_port\":40001",
+			"\"nat\":{\"type\":\"snat\",\"src_ip\":\"198.18.3.2\",\"src_port\":80,"
+			"\"dest_ip\":\"198.18.2.1\",\"dest_port\":23564,\"zone\":0,\"ct_id\":4242}",
+			"\"cause\":\"abort\"", "\"forged\":false", "\"direction\":\"toclient\"", "\"state\":\"established\"",
+			NULL) == 1,
+	      "nat: the server's abort: cause abort, the real endpoints, the outside view in nat");
+	ENG_Shutdown(s.e);
+	ev = take(&s);
+	EV_OK(ev, count(ev, "\"event_type\":\"flow\"", "\"src_ip\":\"198.18.1.2\",\"src_port\":40001",
+			"\"nat\":{\"type\":\"snat\",\"src_ip\":\"198.18.2.1\",\"src_port\":23564,"
+			"\"dest_ip\":\"198.18.3.2\",\"dest_port\":80", "\"pkts_toserver\":6,\"pkts_toclient\":5",
+			NULL) == 1 && lines(ev) == 1,
+	      "nat: one flow event with both halves' packets and the nat object (client first)");
+	stats(&s, &st);
+	TAP_OK(st.nat_aliases == 0, "nat: the alias goes with its flow");
+	sc_end(&s);
+
+	/* Picked up mid-stream on the translated half: one flow keyed on the original tuple, the
+	 * client from conntrack; a stray tuple conntrack does not know costs one lookup. */
+	sc_init(&s, "nat pickup", RG_MODE_DETECT);
+	sc_start(&s, 1024, 100000, 100000);
+	ENG_SetNat(s.e, fake_ct_lookup, &ct);
+	ct.calls = 0;
+	conn_init(&c, AF_INET, ct.cport);
+	nat_seg(&s, &c, 0, TCPF_ACK | TCPF_PSH, 300, 0);
+	nat_seg(&s, &c, 1, TCPF_ACK, 0, 0);
+	nat_seg(&s, &c, 0, TCPF_ACK | TCPF_PSH, 300, 0);
+	nat_seg(&s, &c, 1, TCPF_ACK, 0, 0);
+	stats(&s, &st);
+	TAP_OK(ct.calls == 1 && st.flows_created == 1 && st.nat_joined == 1 && st.nat_unjoined == 1,
+	       "nat pickup: one lookup, one flow (calls %u, flows %llu)", ct.calls,
+	       (unsigned long long)st.flows_created);
+	conn_init(&c, AF_INET, 40002);   /* unknown to conntrack */
+	seg(&s, &c, 1, TCPF_ACK, 0);
+	seg(&s, &c, 1, TCPF_ACK, 0);
+	stats(&s, &st);
+	TAP_OK(ct.calls == 2 && st.nat_misses == 1 && st.nat_unmapped == 1 && st.flows_created == 2,
+	       "nat pickup: an unknown tuple: one lookup, a miss, tracked as before");
+	ENG_Shutdown(s.e);
+	ev = take(&s);
+	EV_OK(ev, count(ev, "\"event_type\":\"flow\"", "\"src_ip\":\"198.18.1.2\",\"src_port\":40001", "\"nat\":{",
+			NULL) == 1 && count(ev, "\"nat\":{", NULL) == 1,
+	      "nat pickup: the client from conntrack, nat object only on the translated flow");
+	sc_end(&s);
+
+	/* nat.lookup = false: two half-flows, no lookup. */
+	sc_init(&s, "nat off", RG_MODE_DETECT);
+	s.cfg.nat_lookup = 0;
+	sc_start(&s, 1024, 100000, 100000);
+	ENG_SetNat(s.e, fake_ct_lookup, &ct);
+	ct.calls = 0;
+	conn_init(&c, AF_INET, ct.cport);
+	nat_seg(&s, &c, 1, TCPF_SYN, 0, 0);
+	nat_seg(&s, &c, 0, TCPF_SYN | TCPF_ACK, 0, 0);
+	nat_seg(&s, &c, 1, TCPF_ACK, 0, 0);
+	stats(&s, &st);
+	TAP_OK(ct.calls == 0 && st.flows_created == 2 && st.nat_lookups == 0,
+	       "nat off: no lookup, two half-flows as before");
+	sc_end(&s);
+}
+
 int
 main(void)
 {
@@ -1169,6 +1334,7 @@ main(void)
 	test_kinds();
 	test_held_verdicts();
 	test_long_idle_rst();
+	test_nat();
 	TAP_OK(lines_seen > 100000 && lines_bad == 0, "events: all %lu lines read were whole JSON objects (%lu bad)",
 	    lines_seen, lines_bad);
 	return tap_done();
