@@ -74,9 +74,10 @@ capture_seq() {
 
 # ---- 1. SYN flood with a legitimate connection
 secs=$(( N / PPS + 15 ))
-rg_serve echo "$RG_SERVER" "$RG_SERVER4" "$PORT" echo || rg_bail "the echo server did not start"
-# At least 0.3 s a round: the rounds outlast the flood (its forged RST comes halfway).
+# At least 0.3 s a round: the rounds outlast the flood (its forged RST comes halfway). The
+# deadline (whole-process alarm) covers the server too.
 RG_APP_DEADLINE=$((secs * 3))
+rg_serve echo "$RG_SERVER" "$RG_SERVER4" "$PORT" echo || rg_bail "the echo server did not start"
 rg_bg legit "$RG_CLIENT" echo-client --to "$RG_SERVER4" --port "$PORT" \
 	--rounds $(( (N / PPS + 5) * 10 / 3 )) --idle 0.3
 sleep 1
@@ -173,8 +174,8 @@ fi
 rg_diag "$(grep 'events: written' "$RG_DAEMON_LOG" | tail -n 1)"
 
 # ---- 3. forged-RST flood at a live connection
-rg_serve echo3 "$RG_SERVER" "$RG_SERVER4" "$PORT3" echo || rg_bail "the echo server did not start"
 RG_APP_DEADLINE=60
+rg_serve echo3 "$RG_SERVER" "$RG_SERVER4" "$PORT3" echo || rg_bail "the echo server did not start"
 capture_seq "$PORT3" >"$RG_TMP/seq3" &
 cs=$!
 sleep 1
