@@ -46,9 +46,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 1 << 20)
 		return 0;
-	/* The receive buffer is 4-byte aligned, as netlink's is: copy into an exact-size block so
-	 * that ASan sees every read past the end. */
-	buf = malloc(size ? size : 1);
+	/* A block of the datagram's length rounded up to 4, the padding zeroed (NFQ_ParseBatch's
+	 * contract, as the receive loop's buffer keeps it): ASan sees any read beyond. */
+	buf = calloc(1, ((size + 3) & ~(size_t)3) + (size ? 0 : 4));
 	if (buf == NULL)
 		return 0;
 	memcpy(buf, data, size);

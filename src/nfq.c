@@ -159,6 +159,7 @@ struct parse_ctx {
 	nfq_msg_fn fn;
 	void *arg;
 	uint64_t *bad;
+	const uint8_t *end;   /* the datagram's end */
 };
 
 static int
@@ -178,6 +179,17 @@ parse_cb(const struct nlmsghdr *nlh, void *data)
 	if (attr[NFQA_PAYLOAD]) {
 		m.payload = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
 		m.plen = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
+		/* libmnl lets attributes run to the message's aligned end, up to 3 bytes past an
+		 * unaligned last message: only the datagram's bytes are the packet's. The message
+		 * keeps its verdict. */
+		if (m.payload >= c->end) {
+			m.payload = NULL;
+			m.plen = 0;
+			(*c->bad)++;
+		} else if (m.plen > (size_t)(c->end - m.payload)) {
+			m.plen = (uint32_t)(c->end - m.payload);
+			(*c->bad)++;
+		}
 	}
 	m.wirelen = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : m.plen;
 	if (attr[NFQA_TIMESTAMP]) {
@@ -193,12 +205,13 @@ parse_cb(const struct nlmsghdr *nlh, void *data)
 int
 NFQ_ParseBatch(const void *buf, size_t len, uint32_t portid, nfq_msg_fn fn, void *arg, uint64_t *bad)
 {
-	struct parse_ctx c = { fn, arg, bad };
+	struct parse_ctx c = { fn, arg, bad, (const uint8_t *)buf + len };
 	size_t ok = 0;
 
 	/* Only whole messages go to libmnl: its mnl_nlmsg_ok (1.0.4) compares nlmsg_len as an int,
 	 * so a length of 2^31 or more passes and the walk leaves the buffer. The kernel sends no
-	 * such message, but these bytes are checked like any others. */
+	 * such message, but these bytes are checked like any others. (The last message may end
+	 * unaligned: the kernel does not pad the payload attribute.) */
 	while (len - ok >= sizeof(struct nlmsghdr)) {
 		const struct nlmsghdr *h = (const struct nlmsghdr *)((const char *)buf + ok);
 
@@ -366,7 +379,7 @@ NFQ_Open(uint16_t num, const struct config *cfg)
 	q->cap = q->batch + 64;
 	q->sbuf_len = (size_t)q->cap * 64 + (size_t)MNL_SOCKET_BUFFER_SIZE;
 	/* Messages are packed, so a batch touches a few dozen kilobytes, not batch x 8 KB. */
-	q->rbuf = malloc(q->msg_max * q->batch + q->rbuf_len);
+	q->rbuf = malloc(q->msg_max * q->batch + q->rbuf_len + 4);  /* + 4: NFQ_ParseBatch */
 	q->msgs = calloc(q->batch, sizeof(*q->msgs));
 	q->sbuf = malloc(q->sbuf_len);
 	q->pending = calloc(q->cap, sizeof(*q->pending));

@@ -72,8 +72,9 @@ typedef void (*nfq_msg_fn)(const struct nfq_msg *m, void *arg);
  * effect but the calls of fn and the count of messages without a packet header in *bad. Every
  * length is checked (libmnl, nfq_nlmsg_parse); portid 0 accepts any sender. Returns what
  * mnl_cb_run returns: -1 (errno set) for a netlink error message or a chain that does not
- * parse, 0 at an acknowledgement, 1 otherwise. Pure, so the fuzz target fuzz/fuzz_nfq.c feeds
- * it whole datagrams. */
+ * parse, 0 at an acknowledgement, 1 otherwise. buf must be readable up to NLMSG_ALIGN(len)
+ * (libmnl reads attribute headers up to a message's aligned end); payloads handed to fn never
+ * reach past len. Pure, so the fuzz target fuzz/fuzz_nfq.c feeds it whole datagrams. */
 int NFQ_ParseBatch(const void *buf, size_t len, uint32_t portid, nfq_msg_fn fn, void *arg,
 		   uint64_t *bad);
 
