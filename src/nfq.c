@@ -154,53 +154,109 @@ push_verdict(struct nfq *q, uint32_t id, uint32_t verdict)
 	q->npending++;
 }
 
+/* NFQ_ParseBatch's state while it walks one datagram. */
+struct parse_ctx {
+	nfq_msg_fn fn;
+	void *arg;
+	uint64_t *bad;
+	const uint8_t *end;   /* the datagram's end */
+};
+
 static int
-packet_cb(const struct nlmsghdr *nlh, void *data)
+parse_cb(const struct nlmsghdr *nlh, void *data)
 {
-	struct nfq *q = data;
+	struct parse_ctx *c = data;
 	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
 	struct nfqnl_msg_packet_hdr *ph;
-	const uint8_t *payload = NULL;
-	uint32_t plen = 0, wirelen, verdict = NF_ACCEPT;
+	struct nfq_msg m = { 0 };
 
 	if (nfq_nlmsg_parse(nlh, attr) < 0 || attr[NFQA_PACKET_HDR] == NULL) {
-		q->st.bad_messages++;
+		(*c->bad)++;
 		return MNL_CB_OK;
 	}
 	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+	m.id = ntohl(ph->packet_id);
 	if (attr[NFQA_PAYLOAD]) {
-		payload = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
-		plen = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
+		m.payload = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
+		m.plen = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
+		/* libmnl lets attributes run to the message's aligned end, up to 3 bytes past an
+		 * unaligned last message: only the datagram's bytes are the packet's. The message
+		 * keeps its verdict. */
+		if (m.payload >= c->end) {
+			m.payload = NULL;
+			m.plen = 0;
+			(*c->bad)++;
+		} else if (m.plen > (size_t)(c->end - m.payload)) {
+			m.plen = (uint32_t)(c->end - m.payload);
+			(*c->bad)++;
+		}
 	}
-	wirelen = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : plen;
+	m.wirelen = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : m.plen;
+	if (attr[NFQA_TIMESTAMP]) {
+		uint64_t ts[2];   /* sec, usec; netlink attributes are only 4-byte aligned */
+
+		memcpy(ts, mnl_attr_get_payload(attr[NFQA_TIMESTAMP]), sizeof(ts));
+		m.ts_real_ns = be64toh(ts[0]) * 1000000000ULL + be64toh(ts[1]) * 1000ULL;
+	}
+	c->fn(&m, c->arg);
+	return MNL_CB_OK;
+}
+
+int
+NFQ_ParseBatch(const void *buf, size_t len, uint32_t portid, nfq_msg_fn fn, void *arg, uint64_t *bad)
+{
+	struct parse_ctx c = { fn, arg, bad, (const uint8_t *)buf + len };
+	size_t ok = 0;
+
+	/* Only whole messages go to libmnl: its mnl_nlmsg_ok (1.0.4) compares nlmsg_len as an int,
+	 * so a length of 2^31 or more passes and the walk leaves the buffer. The kernel sends no
+	 * such message, but these bytes are checked like any others. (The last message may end
+	 * unaligned: the kernel does not pad the payload attribute.) */
+	while (len - ok >= sizeof(struct nlmsghdr)) {
+		const struct nlmsghdr *h = (const struct nlmsghdr *)((const char *)buf + ok);
+
+		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - ok)
+			break;
+		if (NLMSG_ALIGN(h->nlmsg_len) >= len - ok) {
+			ok = len;
+			break;
+		}
+		ok += NLMSG_ALIGN(h->nlmsg_len);
+	}
+	if (ok < len)
+		(*bad)++;   /* a cut or malformed tail, skipped */
+	return mnl_cb_run(buf, ok, 0, portid, parse_cb, &c);
+}
+
+/* One packet message of the receive loop's datagram: into the batch, or judged at once. */
+static void
+on_packet(const struct nfq_msg *pm, void *data)
+{
+	struct nfq *q = data;
+	uint32_t verdict = NF_ACCEPT;
+
 	q->st.packets++;
-	if (q->eng && payload && q->nmsgs < q->batch) {
+	if (q->eng && pm->payload && q->nmsgs < q->batch) {
 		/* Judged with the rest of the batch (process_batch), in arrival order. */
 		struct queued_pkt *m = &q->msgs[q->nmsgs++];
 
-		m->ts_real_ns = 0;
-		if (attr[NFQA_TIMESTAMP]) {
-			uint64_t ts[2];   /* sec, usec; netlink attributes are only 4-byte aligned */
-
-			memcpy(ts, mnl_attr_get_payload(attr[NFQA_TIMESTAMP]), sizeof(ts));
-			m->ts_real_ns = be64toh(ts[0]) * 1000000000ULL + be64toh(ts[1]) * 1000ULL;
+		m->ts_real_ns = pm->ts_real_ns;
+		if (pm->ts_real_ns)
 			q->st.stamped++;
-		}
-		m->id = ntohl(ph->packet_id);
-		m->payload = payload;
-		m->plen = plen;
-		m->wirelen = wirelen;
-		return MNL_CB_OK;
+		m->id = pm->id;
+		m->payload = pm->payload;
+		m->plen = pm->plen;
+		m->wirelen = pm->wirelen;
+		return;
 	}
-	if (q->eng && payload) {
-		enum rg_verdict v = ENG_Packet(q->eng, payload, plen, wirelen, ntohl(ph->packet_id));
+	if (q->eng && pm->payload) {
+		enum rg_verdict v = ENG_Packet(q->eng, pm->payload, pm->plen, pm->wirelen, pm->id);
 
 		if (v == RG_HOLD)
-			return MNL_CB_OK;  /* the engine owes this packet its verdict */
+			return;  /* the engine owes this packet its verdict */
 		verdict = v == RG_DROP ? NF_DROP : NF_ACCEPT;
 	}
-	push_verdict(q, ntohl(ph->packet_id), verdict);
-	return MNL_CB_OK;
+	push_verdict(q, pm->id, verdict);
 }
 
 /* The batch's packets through the engine in three passes (parse and prefetch the index, prefetch
@@ -238,9 +294,7 @@ process_batch(struct nfq *q)
 static void
 handle_datagram(struct nfq *q, const char *buf, size_t n)
 {
-	int ret = mnl_cb_run(buf, n, 0, q->portid, packet_cb, q);
-
-	if (ret < 0) {
+	if (NFQ_ParseBatch(buf, n, q->portid, on_packet, q, &q->st.bad_messages) < 0) {
 		/* An NLMSG_ERROR from the kernel, e.g. for a verdict on an id it no longer holds. */
 		if (q->st.verdict_errors++ == 0)
 			log_warn("queue %u: netlink error", q->num);
@@ -274,7 +328,7 @@ config_request(struct nfq *q, struct nlmsghdr *nlh)
 				continue;
 			return -1;
 		}
-		ret = mnl_cb_run(q->rbuf, (size_t)n, 0, q->portid, packet_cb, q);
+		ret = NFQ_ParseBatch(q->rbuf, (size_t)n, q->portid, on_packet, q, &q->st.bad_messages);
 		send_verdicts(q);
 		if (ret < 0) {
 			struct nlmsghdr *h = (struct nlmsghdr *)q->rbuf;
@@ -325,7 +379,7 @@ NFQ_Open(uint16_t num, const struct config *cfg)
 	q->cap = q->batch + 64;
 	q->sbuf_len = (size_t)q->cap * 64 + (size_t)MNL_SOCKET_BUFFER_SIZE;
 	/* Messages are packed, so a batch touches a few dozen kilobytes, not batch x 8 KB. */
-	q->rbuf = malloc(q->msg_max * q->batch + q->rbuf_len);
+	q->rbuf = malloc(q->msg_max * q->batch + q->rbuf_len + 4);  /* + 4: NFQ_ParseBatch */
 	q->msgs = calloc(q->batch, sizeof(*q->msgs));
 	q->sbuf = malloc(q->sbuf_len);
 	q->pending = calloc(q->cap, sizeof(*q->pending));

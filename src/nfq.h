@@ -55,6 +55,29 @@ void NFQ_Close(struct nfq *q);
 /* Counters. */
 void NFQ_GetStats(const struct nfq *q, struct nfq_stats *st);
 
+/* One packet message of a received datagram, as NFQ_ParseBatch found it. The pointers lie
+ * inside the datagram's buffer. */
+struct nfq_msg {
+	uint32_t id;             /* packet id, host order */
+	const uint8_t *payload;  /* the copied packet bytes, NULL when the message carries none */
+	uint32_t plen;           /* bytes at payload */
+	uint32_t wirelen;        /* the packet's length on the wire (NFQA_CAP_LEN, else plen) */
+	uint64_t ts_real_ns;     /* when the kernel received it (NFQA_TIMESTAMP), 0 if absent */
+};
+
+/* Called once per packet message that has a packet header (and so an id to answer). */
+typedef void (*nfq_msg_fn)(const struct nfq_msg *m, void *arg);
+
+/* Parse one received datagram, the chain of netlink messages the kernel sends, with no side
+ * effect but the calls of fn and the count of messages without a packet header in *bad. Every
+ * length is checked (libmnl, nfq_nlmsg_parse); portid 0 accepts any sender. Returns what
+ * mnl_cb_run returns: -1 (errno set) for a netlink error message or a chain that does not
+ * parse, 0 at an acknowledgement, 1 otherwise. buf must be readable up to NLMSG_ALIGN(len)
+ * (libmnl reads attribute headers up to a message's aligned end); payloads handed to fn never
+ * reach past len. Pure, so the fuzz target fuzz/fuzz_nfq.c feeds it whole datagrams. */
+int NFQ_ParseBatch(const void *buf, size_t len, uint32_t portid, nfq_msg_fn fn, void *arg,
+		   uint64_t *bad);
+
 /* Monotonic and wall-clock time now. */
 void NFQ_Now(struct engine_time *t);
 

@@ -629,6 +629,55 @@ test_wheel_soonest(void)
 	FLOW_DestroyTable(c.t);
 }
 
+/* Issue 14: addresses crafted to collide. An attacker who knew the key could pick tuples whose
+ * home slots all fall in a few slots and turn every lookup into a long scan. Here 1000 tuples
+ * are searched (by brute force) whose home slot under seed A lies in the first 32 of the index
+ * of a 65536-flow table: in that table the longest run is then about 1000 slots (the attack
+ * works against a known key). The daemon's key is random per start, so the attacker's tuples
+ * meet another key: inserted into a table with seed B they scatter, the longest probe stays
+ * short (a 1 % load gives runs of a few slots; the bound is 32, a thirtieth of the attack's). */
+static void
+test_crafted_collisions(void)
+{
+	enum { CAP = 65536, K = 1000, WIN = 32 };
+	struct flow_table *a = FLOW_CreateTable(CAP, seed_a), *b = FLOW_CreateTable(CAP, seed_b);
+	static struct pkt crafted[K];
+	const uint8_t dst[16] = { 198, 18, 3, 2 };
+	uint32_t found = 0, nslots = CAP * 10 / 7 + 1;
+	uint64_t tries = 0;
+	struct flow_ref r;
+
+	while (found < K && tries < 200000000ULL) {
+		uint64_t x = rnd();
+		uint8_t src[16] = { 198, 19, (uint8_t)(x >> 8), (uint8_t)x };
+		struct pkt p;
+
+		mkpkt(&p, AF_INET, src, (uint16_t)(1024 + (x >> 16) % 64000), dst, 443);
+		tries++;
+		if ((uint32_t)(((uint64_t)FLOW_Hash(a, &p) * nslots) >> 32) < WIN)
+			crafted[found++] = p;
+	}
+	printf("# crafted %u colliding tuples for seed A in %llu tries\n", found, (unsigned long long)tries);
+	TAP_EQ_U(found, K, "collisions: 1000 tuples crafted to share 32 home slots under seed A");
+	for (uint32_t i = 0; i < found; i++) {
+		insert(a, &crafted[i], &r);
+		insert(b, &crafted[i], &r);
+	}
+	printf("# max probe for the crafted tuples: seed A (known to the attacker) %u, seed B %u\n",
+	       FLOW_MaxProbe(a), FLOW_MaxProbe(b));
+	TAP_OK(FLOW_MaxProbe(a) > K - WIN - 1, "collisions: under the key they were crafted for, one long run");
+	TAP_OK(FLOW_MaxProbe(b) < 32, "collisions: under another key the crafted tuples scatter (max probe < 32)");
+	{
+		uint32_t again = 0;
+
+		for (uint32_t i = 0; i < found; i++)
+			again += FLOW_Lookup(b, &crafted[i], &r) != 0;
+		TAP_EQ_U(again, found, "collisions: every crafted tuple found again under seed B");
+	}
+	FLOW_DestroyTable(a);
+	FLOW_DestroyTable(b);
+}
+
 int
 main(void)
 {
@@ -641,5 +690,6 @@ main(void)
 	test_wheel_deadlines();
 	test_wheel_budget();
 	test_wheel_soonest();
+	test_crafted_collisions();
 	return tap_done();
 }
