@@ -96,6 +96,9 @@ static const char *set_log_level(struct config *cfg, const char *s);
 static const char *set_action_injected(struct config *cfg, const char *s);
 static const char *set_action_invalid_seq(struct config *cfg, const char *s);
 static const char *set_probe_side(struct config *cfg, const char *s);
+static const char *set_control_socket(struct config *cfg, const char *s);
+static const char *set_control_group(struct config *cfg, const char *s);
+static const char *set_user(struct config *cfg, const char *s);
 
 static const struct cfg_key queue_keys[] = {
 	INT_KEY("num", queue_num, .def = 0, .lo = 0, .hi = 65535, .id = F_QUEUE_NUM, QUEUE_RESTART,
@@ -245,6 +248,16 @@ static const struct cfg_key policy_keys[] = {
 	END_KEYS
 };
 
+static const struct cfg_key control_keys[] = {
+	STRING_KEY("socket", set_control_socket, control_socket, .def_str = "/run/rstguard/rstguard.sock",
+	    .heap = 1, .restart = "control.socket",
+	    .doc = "UNIX socket for rstguardctl (mode 0660); empty: no socket"),
+	STRING_KEY("group", set_control_group, control_group, .def_str = "", .heap = 1,
+	    .restart = "control.group",
+	    .doc = "group owning the socket, whose members may use it; empty: the daemon's"),
+	END_KEYS
+};
+
 static const struct cfg_key top_keys[] = {
 	STRING_KEY("mode", set_mode, mode, .def_str = "detect",
 	    .doc = "detect: only report suspicious RSTs; enforce: also drop the forged ones"),
@@ -255,6 +268,9 @@ static const struct cfg_key top_keys[] = {
 	GROUP_KEY("eviction", eviction_keys),
 	GROUP_KEY("detector", detector_keys),
 	GROUP_KEY("policy", policy_keys),
+	GROUP_KEY("control", control_keys),
+	STRING_KEY("user", set_user, user, .def_str = "", .heap = 1, .restart = "user",
+	    .doc = "started as root: run as this user with only CAP_NET_ADMIN and CAP_NET_RAW"),
 	END_KEYS
 };
 
@@ -308,6 +324,48 @@ set_events_path(struct config *cfg, const char *s)
 	if (*s == '\0')
 		return "a file name, or - for stdout";
 	replace_string(&cfg->events_path, s);
+	return NULL;
+}
+
+static const char *
+set_control_socket(struct config *cfg, const char *s)
+{
+	if (*s != '\0' && (*s != '/' || strlen(s) >= 108))
+		return "an absolute path shorter than 108 bytes, or \"\" for none";
+	replace_string(&cfg->control_socket, s);
+	return NULL;
+}
+
+/* A user or group name as useradd accepts it: no path or shell characters. */
+static int
+plain_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > 32 || s[0] == '-')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.'))
+			return 0;
+	return 1;
+}
+
+static const char *
+set_control_group(struct config *cfg, const char *s)
+{
+	if (!plain_name(s))
+		return "a group name";
+	replace_string(&cfg->control_group, s);
+	return NULL;
+}
+
+static const char *
+set_user(struct config *cfg, const char *s)
+{
+	if (!plain_name(s))
+		return "a user name";
+	replace_string(&cfg->user, s);
 	return NULL;
 }
 
@@ -605,6 +663,12 @@ CFG_Free(struct config *cfg)
 	cfg->events_path = NULL;
 	free(cfg->source);
 	cfg->source = NULL;
+	free(cfg->control_socket);
+	cfg->control_socket = NULL;
+	free(cfg->control_group);
+	cfg->control_group = NULL;
+	free(cfg->user);
+	cfg->user = NULL;
 }
 
 int

@@ -103,6 +103,11 @@ struct config {
 
 	/* Where the file was read from, for messages ("" when defaults only). */
 	char *source;
+
+	/* control: the UNIX socket rstguardctl talks to; privileges */
+	char *control_socket;      /* "" = no socket */
+	char *control_group;       /* "" = the daemon's own group */
+	char *user;                /* "" = keep running as started */
 };
 
 /* One validation error, with the place it was found. */

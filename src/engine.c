@@ -56,6 +56,7 @@ struct engine {
 	struct ka_sender probes;          /* keepalive and confirmation probes go out here */
 
 	struct engine_stats st;
+	_Atomic(struct eng_query *) query;   /* posted by the control thread (ENG_PostQuery) */
 };
 
 static inline enum wheel_id
@@ -797,6 +798,8 @@ ENG_NextDueMs(const struct engine *e)
 	uint32_t d;
 	int32_t left;
 
+	if (atomic_load_explicit(&((struct engine *)e)->query, memory_order_relaxed) != NULL)
+		return 0;   /* a control query is being answered: come back at once */
 	if (!HOLD_NextDeadline(&e->holds, &d))
 		return -1;
 	left = (int32_t)(d - e->now.ms);
@@ -946,4 +949,158 @@ ENG_Destroy(struct engine *e)
 	free(e->tomb);
 	free(e->decided);
 	free(e);
+}
+
+/* ---- questions from the control thread ---- */
+
+void
+ENG_PostQuery(struct engine *e, struct eng_query *q)
+{
+	atomic_store_explicit(&q->done, 0, memory_order_relaxed);
+	q->cursor = 0;
+	q->matched = 0;
+	q->n = 0;
+	q->nnets = 0;
+	atomic_store_explicit(&e->query, q, memory_order_release);
+}
+
+static int
+query_match(const struct eng_query *q, const struct flow *f)
+{
+	uint8_t fam = (f->flags & FL_IPV6) ? AF_INET6 : AF_INET;
+	size_t alen = fam == AF_INET ? 4 : 16;
+
+	if (q->state >= 0 && f->state != q->state)
+		return 0;
+	if (q->port && f->cport != q->port && f->sport != q->port)
+		return 0;
+	if (q->ip_family && (q->ip_family != fam ||
+			     (memcmp(f->cli, q->ip, alen) != 0 && memcmp(f->srv, q->ip, alen) != 0)))
+		return 0;
+	return 1;
+}
+
+/* The listed flows form a heap with the longest idle (smallest last_mono_ms) on top, so that
+ * the most recent `limit` flows are kept at O(log n) each. */
+static void
+heap_sift_down(struct eng_flow_info *h, uint32_t n, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i;
+		struct eng_flow_info t;
+
+		if (l < n && h[l].last_mono_ms < h[m].last_mono_ms)
+			m = l;
+		if (r < n && h[r].last_mono_ms < h[m].last_mono_ms)
+			m = r;
+		if (m == i)
+			return;
+		t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+static void
+heap_push(struct eng_flow_info *h, uint32_t n, const struct eng_flow_info *x)
+{
+	uint32_t i = n;
+
+	h[i] = *x;
+	while (i > 0 && h[(i - 1) / 2].last_mono_ms > h[i].last_mono_ms) {
+		struct eng_flow_info t = h[i];
+
+		h[i] = h[(i - 1) / 2];
+		h[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+flow_info(const struct engine *e, const struct flow *f, struct eng_flow_info *x)
+{
+	uint64_t now_ms = e->now.mono_ns / 1000000ULL;
+	uint64_t start = e->base_mono_ns + (uint64_t)f->first_seen_cs * 10000000ULL;
+
+	memset(x, 0, sizeof(*x));
+	x->flow_id = FLOW_Id(e->table, f);
+	x->last_mono_ms = now_ms - (uint32_t)(e->now.ms - f->last_seen_ms);
+	x->age_s = e->now.mono_ns > start ? (uint32_t)((e->now.mono_ns - start) / 1000000000ULL) : 0;
+	x->family = (f->flags & FL_IPV6) ? AF_INET6 : AF_INET;
+	memcpy(x->cli, f->cli, 16);
+	memcpy(x->srv, f->srv, 16);
+	x->cport = f->cport;
+	x->sport = f->sport;
+	x->state = f->state;
+	x->midstream = (f->flags & FL_MIDSTREAM) != 0;
+	for (int d = 0; d < 2; d++) {
+		const struct flow_dir *fd = &f->dir[d];
+
+		x->dir[d].pkts = fd->pkts;
+		x->dir[d].bytes = fd->bytes;
+		x->dir[d].ttl_base = fd->ttl_base;
+		x->dir[d].ttl_last = fd->ttl_last;
+		x->dir[d].ttl_spread = fd->ttl_spread;
+		x->dir[d].ipid_habit = fd->ipid_habit;
+		x->dir[d].ipid = fd->ipid;
+	}
+}
+
+static void
+serve_timeouts(const struct engine *e, struct eng_query *q)
+{
+	struct evict_net nets[ENG_QUERY_MAX_NETS];
+	uint32_t n = EVI_Learned(&e->evi, nets, ENG_QUERY_MAX_NETS);
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct eng_timeout_info *t = &q->nets[i];
+
+		t->family = nets[i].family;
+		t->prefix = nets[i].family == AF_INET ? 24 : 64;
+		memcpy(t->addr, nets[i].addr, 16);
+		t->max_survived_ms = nets[i].max_survived_ms;
+		t->min_evicted_ms = nets[i].min_evicted_ms;
+		t->survived = nets[i].survived;
+		t->evicted = nets[i].evicted;
+	}
+	q->nnets = n;
+}
+
+void
+ENG_ServeQuery(struct engine *e)
+{
+	struct eng_query *q = atomic_load_explicit(&e->query, memory_order_acquire);
+
+	if (q == NULL)
+		return;
+	if (q->kind == ENG_Q_FLOWS) {
+		uint32_t cap = FLOW_Capacity(e->table);
+		uint32_t end = q->cursor + ENG_QUERY_CHUNK < cap ? q->cursor + ENG_QUERY_CHUNK : cap;
+		uint32_t limit = q->limit >= 1 && q->limit <= ENG_QUERY_MAX_FLOWS ? q->limit : ENG_QUERY_MAX_FLOWS;
+
+		for (uint32_t i = q->cursor; i < end; i++) {
+			const struct flow *f = FLOW_Get(e->table, i);
+			struct eng_flow_info x;
+
+			if (f->state == TCP_NONE || !query_match(q, f))
+				continue;
+			q->matched++;
+			flow_info(e, f, &x);
+			if (q->n < limit) {
+				heap_push(q->flows, q->n, &x);
+				q->n++;
+			} else if (x.last_mono_ms > q->flows[0].last_mono_ms) {
+				q->flows[0] = x;
+				heap_sift_down(q->flows, q->n, 0);
+			}
+		}
+		q->cursor = end;
+		if (end < cap)
+			return;
+	} else if (q->kind == ENG_Q_TIMEOUTS) {
+		serve_timeouts(e, q);
+	}
+	atomic_store_explicit(&e->query, NULL, memory_order_relaxed);
+	atomic_store_explicit(&q->done, 1, memory_order_release);
 }
