@@ -28,6 +28,8 @@
 /* Judged-genuine RSTs kept for a late revision (direct-mapped by flow and direction). */
 #define TOMB_SLOTS 1024
 
+const uint32_t ENG_HoldBucketsMs[ENG_HOLD_BUCKETS - 1] = { 5, 10, 25, 50, 100, 200, 500, 1000 };
+
 enum wheel_id { WHEEL_SHORT = 0, WHEEL_EST = 1 };
 
 struct engine {
@@ -393,6 +395,13 @@ conclude(struct engine *e, struct flow *f, struct pending_rst *pr)
 		tomb_keep(e, pr);
 	}
 	if (pr->held) {
+		uint32_t held_ms = e->now.ms - pr->start_ms;
+		unsigned b = 0;
+
+		while (b < ENG_HOLD_BUCKETS - 1 && held_ms > ENG_HoldBucketsMs[b])
+			b++;
+		e->st.hold_ms_bucket[b]++;
+		e->st.hold_ms_sum += held_ms;
 		/* Room is guaranteed: a slot is taken only while used + ndecided < cap. */
 		e->decided[e->ndecided].pkt_id = pr->pkt_id;
 		e->decided[e->ndecided].verdict = verdict;

@@ -21,6 +21,12 @@ struct engine_time {
 	uint64_t real_ns;
 };
 
+/* The hold time of held RSTs, as a histogram: ENG_HoldBucketsMs[i] is the upper bound
+ * (milliseconds, inclusive) of bucket i; the last bucket holds everything longer. */
+#define ENG_HOLD_BUCKETS 9
+extern const uint32_t ENG_HoldBucketsMs[ENG_HOLD_BUCKETS - 1];
+
+/* Every member is a uint64_t counter (ENG_AddStats sums them as an array). */
 struct engine_stats {
 	uint64_t packets;
 	uint64_t kind[PKT_KIND_MAX];      /* by parse result; kind[PKT_TCP] are tracked TCP packets */
@@ -57,6 +63,8 @@ struct engine_stats {
 	uint64_t flows_active;
 	uint64_t flows_capacity;
 	uint64_t memory_bytes;
+	uint64_t hold_ms_bucket[ENG_HOLD_BUCKETS]; /* held RSTs by hold time (not cumulative) */
+	uint64_t hold_ms_sum;             /* their hold times added up, in milliseconds */
 };
 
 /* Create an engine tracking at most max_flows flows; events go to sink (may be NULL: none).

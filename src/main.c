@@ -20,6 +20,7 @@
 #include "nfq.h"
 #include "notify.h"
 #include "offline.h"
+#include "stats.h"
 
 #define EVENT_RING_BYTES (1u << 20)
 #define CONTROL_POLL_MS 200
@@ -42,6 +43,7 @@ struct worker {
 	pthread_t thread;
 	struct nfq_worker run;     /* its queue and engine, and the configuration it took */
 	atomic_int done;
+	pthread_mutex_t qlock;     /* the queue's closing vs. the control thread reading its counters */
 	struct nfq_stats qstats;   /* saved when the queue is closed */
 };
 
@@ -53,6 +55,7 @@ struct daemon {
 	struct worker *workers;
 	unsigned n;                /* queues */
 	unsigned started;          /* threads started */
+	uint64_t start_real_ns;    /* when the daemon started (wall clock) */
 	sigset_t waitmask;         /* the signals the control thread takes, in ppoll */
 };
 
@@ -240,9 +243,11 @@ worker_main(void *arg)
 	struct worker *w = arg;
 
 	NFQ_Run(&w->run);
+	pthread_mutex_lock(&w->qlock);
 	NFQ_GetStats(w->run.q, &w->qstats);
 	NFQ_Close(w->run.q);
 	w->run.q = NULL;
+	pthread_mutex_unlock(&w->qlock);
 	atomic_store(&w->done, 1);
 	return NULL;
 }
@@ -304,54 +309,84 @@ reload(const struct cli *cli, struct config **cur, struct config **retired, stru
 	NOTIFY_Send("READY=1");
 }
 
+/* A snapshot of every counter of the running daemon (stats.h). */
 static void
-log_stats(struct worker *w, unsigned n)
+collect_stats(const struct daemon *d, struct rg_stats *s)
 {
-	struct engine_stats es = { 0 }, one;
-	struct event_stats ev;
+	struct stats_worker sw[STATS_QUEUES_MAX];
+	struct nfq_stats qs[STATS_QUEUES_MAX];
+	unsigned n = d->started < STATS_QUEUES_MAX ? d->started : STATS_QUEUES_MAX;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct worker *w = &d->workers[i];
+
+		/* A thread that ended closed its queue and saved its counters. */
+		pthread_mutex_lock(&w->qlock);
+		if (w->run.q)
+			NFQ_GetStats(w->run.q, &qs[i]);
+		else
+			qs[i] = w->qstats;
+		pthread_mutex_unlock(&w->qlock);
+		sw[i].eng = w->run.eng;
+		sw[i].q = NULL;
+		sw[i].saved = &qs[i];
+	}
+	STATS_Collect(s, sw, n, (uint16_t)d->cfg->queue_num, d->start_real_ns);
+}
+
+static void
+log_stats(const struct daemon *d)
+{
+	struct rg_stats *s = malloc(sizeof(*s));
+	const struct engine_stats *e;
 	char causes[512];
 	size_t off = 0;
 
-	for (unsigned i = 0; i < n; i++) {
-		ENG_GetStats(w[i].run.eng, &one);
-		ENG_AddStats(&es, &one);
-	}
-	EV_GetStats(&ev);
+	if (s == NULL)
+		return;
+	collect_stats(d, s);
+	e = &s->eng;
 	log_info("packets %llu: tcp %llu, not_tcp %llu, fragment %llu, truncated %llu, malformed %llu",
-		 (unsigned long long)es.packets, (unsigned long long)es.kind[PKT_TCP],
-		 (unsigned long long)es.kind[PKT_NOT_TCP], (unsigned long long)es.kind[PKT_FRAGMENT],
-		 (unsigned long long)es.kind[PKT_TRUNCATED], (unsigned long long)es.kind[PKT_MALFORMED]);
+		 (unsigned long long)e->packets, (unsigned long long)e->kind[PKT_TCP],
+		 (unsigned long long)e->kind[PKT_NOT_TCP], (unsigned long long)e->kind[PKT_FRAGMENT],
+		 (unsigned long long)e->kind[PKT_TRUNCATED], (unsigned long long)e->kind[PKT_MALFORMED]);
 	log_info("flows: created %llu (midstream %llu), expired %llu, evicted %llu, reused %llu, untracked packets %llu, active %llu of %llu",
-		 (unsigned long long)es.flows_created, (unsigned long long)es.flows_midstream,
-		 (unsigned long long)es.flows_expired, (unsigned long long)es.flows_evicted,
-		 (unsigned long long)es.flows_reused, (unsigned long long)es.flows_untracked,
-		 (unsigned long long)es.flows_active, (unsigned long long)es.flows_capacity);
-	snprintf(causes, sizeof(causes), "%s", es.rst ? "" : " none");
+		 (unsigned long long)e->flows_created, (unsigned long long)e->flows_midstream,
+		 (unsigned long long)e->flows_expired, (unsigned long long)e->flows_evicted,
+		 (unsigned long long)e->flows_reused, (unsigned long long)e->flows_untracked,
+		 (unsigned long long)e->flows_active, (unsigned long long)e->flows_capacity);
+	snprintf(causes, sizeof(causes), "%s", e->rst ? "" : " none");
 	for (int c = 0; c < RST_CAUSE_MAX; c++)
-		if (es.rst_cause[c] && off < sizeof(causes))
+		if (e->rst_cause[c] && off < sizeof(causes))
 			off += (size_t)snprintf(causes + off, sizeof(causes) - off, " %s=%llu",
-						RST_CauseName((enum rst_cause)c), (unsigned long long)es.rst_cause[c]);
+						RST_CauseName((enum rst_cause)c), (unsigned long long)e->rst_cause[c]);
 	log_info("rst %llu:%s; forged %llu, dropped %llu, would drop %llu, held %llu, races %llu, judged at once (pending full) %llu",
-		 (unsigned long long)es.rst, causes, (unsigned long long)es.rst_forged,
-		 (unsigned long long)es.rst_dropped, (unsigned long long)es.rst_would_drop,
-		 (unsigned long long)es.rst_held, (unsigned long long)es.rst_race,
-		 (unsigned long long)es.pending_full);
+		 (unsigned long long)e->rst, causes, (unsigned long long)e->rst_forged,
+		 (unsigned long long)e->rst_dropped, (unsigned long long)e->rst_would_drop,
+		 (unsigned long long)e->rst_held, (unsigned long long)e->rst_race,
+		 (unsigned long long)e->pending_full);
 	log_info("late evidence: revised %llu, not kept (tombstones full) %llu; confirmation probes: sent %llu, answered by ack (forged) %llu, by rst (genuine) %llu, unanswered %llu, rate-limited %llu",
-		 (unsigned long long)es.rst_revised, (unsigned long long)es.tombstones_full,
-		 (unsigned long long)es.confirm_sent, (unsigned long long)es.confirm_ack,
-		 (unsigned long long)es.confirm_rst, (unsigned long long)es.confirm_timeout,
-		 (unsigned long long)es.confirm_rate_limited);
+		 (unsigned long long)e->rst_revised, (unsigned long long)e->tombstones_full,
+		 (unsigned long long)e->confirm_sent, (unsigned long long)e->confirm_ack,
+		 (unsigned long long)e->confirm_rst, (unsigned long long)e->confirm_timeout,
+		 (unsigned long long)e->confirm_rate_limited);
 	log_info("evictions: rst %llu, black hole %llu (resumptions not watched: %llu); keepalive probes: sent %llu, answered %llu, unanswered %llu, answered by rst %llu, rate-limited %llu, send errors %llu",
-		 (unsigned long long)es.evictions_rst, (unsigned long long)es.evictions_blackhole,
-		 (unsigned long long)es.watch_full, (unsigned long long)es.probes_sent,
-		 (unsigned long long)es.probes_answered, (unsigned long long)es.probes_unanswered,
-		 (unsigned long long)es.probes_rst, (unsigned long long)es.probes_rate_limited,
-		 (unsigned long long)es.probe_errors);
+		 (unsigned long long)e->evictions_rst, (unsigned long long)e->evictions_blackhole,
+		 (unsigned long long)e->watch_full, (unsigned long long)e->probes_sent,
+		 (unsigned long long)e->probes_answered, (unsigned long long)e->probes_unanswered,
+		 (unsigned long long)e->probes_rst, (unsigned long long)e->probes_rate_limited,
+		 (unsigned long long)e->probe_errors);
 	log_info("events: written %llu, rate-limited %llu (alerts %llu), ring full %llu, lost to write errors %llu",
-		 (unsigned long long)ev.written,
-		 (unsigned long long)(ev.rate_dropped + ev.alert_rate_dropped),
-		 (unsigned long long)ev.alert_rate_dropped,
-		 (unsigned long long)ev.ring_dropped, (unsigned long long)ev.write_lost);
+		 (unsigned long long)s->ev.written,
+		 (unsigned long long)(s->ev.rate_dropped + s->ev.alert_rate_dropped),
+		 (unsigned long long)s->ev.alert_rate_dropped,
+		 (unsigned long long)s->ev.ring_dropped, (unsigned long long)s->ev.write_lost);
+	for (unsigned i = 0; s->kq_ok && i < s->nqueues; i++)
+		if (s->kq[i].present)
+			log_info("queue %u (kernel): waiting %llu, queue dropped %llu, user dropped %llu",
+				 s->queue_first + i, (unsigned long long)s->kq[i].waiting,
+				 (unsigned long long)s->kq[i].queue_dropped, (unsigned long long)s->kq[i].user_dropped);
+	free(s);
 }
 
 static void
@@ -402,6 +437,9 @@ start_up(struct daemon *d, const uint8_t seed[16])
 	if (d->workers == NULL)
 		fatalx("out of memory");
 	NFQ_Now(&start);
+	d->start_real_ns = start.real_ns;
+	for (unsigned i = 0; i < d->n; i++)
+		pthread_mutex_init(&d->workers[i].qlock, NULL);
 	for (unsigned i = 0; i < d->n; i++) {
 		struct nfq_worker *w = &d->workers[i].run;
 		struct event_sink *sink = EV_CreateSink(EVENT_RING_BYTES);
@@ -451,7 +489,7 @@ control_loop(struct daemon *d)
 		}
 		if (got_usr1) {
 			got_usr1 = 0;
-			log_stats(d->workers, d->started);
+			log_stats(d);
 		}
 		EV_Flush();
 	}
@@ -480,7 +518,7 @@ shut_down(struct daemon *d)
 		pthread_join(d->workers[i].thread, NULL);
 	EV_Flush();
 	if (d->started)
-		log_stats(d->workers, d->started);
+		log_stats(d);
 	for (unsigned i = 0; i < d->started; i++)
 		ENG_LogLearned(d->workers[i].run.eng);
 	for (unsigned i = 0; i < d->n; i++) {
@@ -488,6 +526,7 @@ shut_down(struct daemon *d)
 			log_queue_stats(&d->workers[i].qstats, d->cfg->queue_num + i);
 		NFQ_Close(d->workers[i].run.q);  /* only those of threads that never started remain */
 		ENG_Destroy(d->workers[i].run.eng);
+		pthread_mutex_destroy(&d->workers[i].qlock);
 	}
 	free(d->workers);
 	EV_Finalise();
