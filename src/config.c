@@ -654,6 +654,9 @@ CFG_Copy(struct config *dst, const struct config *src)
 	*dst = *src;   /* the policy's and eviction.overrides' fixed arrays are copied by value */
 	dst->events_path = src->events_path ? xstrdup(src->events_path) : NULL;
 	dst->source = src->source ? xstrdup(src->source) : NULL;
+	dst->control_socket = src->control_socket ? xstrdup(src->control_socket) : NULL;
+	dst->control_group = src->control_group ? xstrdup(src->control_group) : NULL;
+	dst->user = src->user ? xstrdup(src->user) : NULL;
 }
 
 void

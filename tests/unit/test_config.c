@@ -1519,6 +1519,9 @@ static const struct { const char *path, *value; } other_values[] = {
 	{ "policy.protect", "[ \"198.18.0.0/15\" ]" },
 	{ "policy.exempt", "[ \"2001:db8::/32\" ]" },
 	{ "policy.exempt_ports", "[ 22 ]" },
+	{ "control.socket", "\"/run/rstguard/other.sock\"" },
+	{ "control.group", "\"adm\"" },
+	{ "user", "\"nobody\"" },
 };
 
 /* A value of key k other than its default, as file text; NULL when none is known. */
