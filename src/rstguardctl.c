@@ -312,16 +312,25 @@ static void
 print_flows(const struct jdoc *d, const struct jnode *root)
 {
 	const struct jnode *arr = jget(d, root, "flows");
+	int wc = 6, ws = 6;   /* CLIENT, SERVER column widths */
 
 	printf("%s flows matched, %s listed (most recent first)\n", jtext(jget(d, root, "matched")),
 	       jtext(jget(d, root, "listed")));
 	if (arr == NULL || arr->type != J_ARR || arr->first < 0)
 		return;
-	printf("%-8s %-12s %-45s %-45s %-15s %-22s %-22s\n", "IDLE_S", "STATE", "CLIENT", "SERVER",
-	       "PKTS C>S/S>C", "TTL/IPID CLIENT", "TTL/IPID SERVER");
 	for (int r = arr->first; r >= 0; r = d->n[r].next) {
 		const struct jnode *f = &d->n[r];
-		char cli[64], srv[64], pk[40], sc[40], ss[40];
+		int c = (int)(strlen(jtext(jget(d, f, "src_ip"))) + 1 + strlen(jtext(jget(d, f, "src_port"))));
+		int s = (int)(strlen(jtext(jget(d, f, "dest_ip"))) + 1 + strlen(jtext(jget(d, f, "dest_port"))));
+
+		wc = c > wc ? c : wc;
+		ws = s > ws ? s : ws;
+	}
+	printf("%-7s %-11s %-*s %-*s %-13s %-20s %s\n", "IDLE_S", "STATE", wc, "CLIENT", ws, "SERVER",
+	       "PKTS_C>S/S>C", "CLIENT_TTL/IPID", "SERVER_TTL/IPID");
+	for (int r = arr->first; r >= 0; r = d->n[r].next) {
+		const struct jnode *f = &d->n[r];
+		char cli[64], srv[64], pk[48], sc[48], ss[48];
 		double idle = atof(jtext(jget(d, f, "idle_ms"))) / 1000.0;
 
 		snprintf(cli, sizeof(cli), "%s:%s", jtext(jget(d, f, "src_ip")), jtext(jget(d, f, "src_port")));
@@ -330,7 +339,7 @@ print_flows(const struct jdoc *d, const struct jnode *root)
 			 jtext(jget(d, jget(d, f, "toclient"), "pkts")));
 		side(sc, sizeof(sc), d, jget(d, f, "toserver"));
 		side(ss, sizeof(ss), d, jget(d, f, "toclient"));
-		printf("%-8.1f %-12s %-45s %-45s %-15s %-22s %-22s\n", idle, jtext(jget(d, f, "state")), cli, srv,
+		printf("%-7.1f %-11s %-*s %-*s %-13s %-20s %s\n", idle, jtext(jget(d, f, "state")), wc, cli, ws, srv,
 		       pk, sc, ss);
 	}
 }
