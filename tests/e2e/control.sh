@@ -19,6 +19,9 @@
 #   run as uid 65534 with CAP_NET_ADMIN and CAP_NET_RAW only (/proc/PID/task/*/status), the
 #   verdicts still flow (a transfer completes, a refused connection is counted), a reload
 #   through the socket and one by SIGHUP still work, and the socket is removed at exit.
+# Part 3 (as the shipped unit runs it: DynamicUser=, AmbientCapabilities=, RuntimeDirectory=):
+#   started as nobody with the two capabilities ambient and a runtime directory it owns, with
+#   user = "nobody" (nothing to drop): the socket is created there, answers, verdicts flow.
 # shellcheck source-path=SCRIPTDIR
 set -u
 # shellcheck source=../lib/netns.sh
@@ -88,7 +91,7 @@ exec(sys.argv[2])
 PY
 }
 
-rg_plan 52
+rg_plan 68
 
 # ---- part 1: a root daemon in detect mode
 
@@ -288,4 +291,30 @@ ctl --json status >"$RG_TMP/status5.json" 2>&1
 rg_is "$(jget "$RG_TMP/status5.json" '(d["mode"], d["last_reload_result"], d["uid"])')" "('detect', 'applied', 65534)" "a reload by SIGHUP works too"
 rg_daemon_stop 5
 rg_is "$RG_DAEMON_RC" 0 "the unprivileged daemon exits 0"
+rg_ok "$([ ! -e "$SOCK" ]; echo $?)" "and removes its socket"
+
+# ---- part 3: as systemd starts it (a non-root user with ambient capabilities)
+
+rm -rf "$SOCKDIR/run"
+mkdir -m 755 "$SOCKDIR/run" && chown 65534:65534 "$SOCKDIR/run"   # RuntimeDirectory=
+printf 'control = { socket = "%s"; };\nuser = "nobody";\n' "$SOCK" >"$CONF"
+WRAP=$SOCKDIR/as-systemd
+printf '#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+net_admin,+net_raw --ambient-caps=+net_admin,+net_raw "%s" "$@"\n' "$RSTGUARD" >"$WRAP"
+chmod 755 "$WRAP"
+REAL=$RSTGUARD
+RSTGUARD=$WRAP
+rg_daemon_up "rstguard starts as nobody with CAP_NET_ADMIN and CAP_NET_RAW ambient" -c "$CONF" -e -
+RSTGUARD=$REAL
+for _ in $(seq 1 30); do [ -S "$SOCK" ] && break; sleep 0.1; done
+rg_is "$(stat -c '%a %u' "$SOCK" 2>/dev/null)" "660 65534" "the socket is created in the runtime directory, owned by the user"
+ctl --json status >"$RG_TMP/status6.json" 2>&1
+rg_is "$(jget "$RG_TMP/status6.json" '(d["ok"], d["uid"])')" "(True, 65534)" "status answers; the daemon runs as nobody"
+rg_serve bulk4 "$RG_SERVER" "$RG_SERVER4" 5004 bulk-sink || rg_bail "server"
+rg_app bulk4c "$RG_CLIENT" bulk --to "$RG_SERVER4" --port 5004 --bytes 1000000
+rg_ok $? "verdicts flow: a transfer completes"
+rg_wait_app bulk4 5
+ctl reload >/dev/null 2>&1
+rg_is "$?" 0 "a reload through the socket works"
+rg_daemon_stop 5
+rg_is "$RG_DAEMON_RC" 0 "it exits 0"
 rg_ok "$([ ! -e "$SOCK" ]; echo $?)" "and removes its socket"
