@@ -989,39 +989,39 @@ query_match(const struct eng_query *q, const struct flow *f)
 	return 1;
 }
 
-/* The listed flows form a heap with the longest idle (smallest last_mono_ms) on top, so that
- * the most recent `limit` flows are kept at O(log n) each. */
+/* The listed flows' keys form a heap with the least recent on top, so that keeping the most
+ * recent `limit` flows costs O(log limit) moves of 16 bytes per flow, and a flow older than
+ * all those kept is passed over before anything is copied. */
 static void
-heap_sift_down(struct eng_flow_info *h, uint32_t n, uint32_t i)
+heap_sift_down(struct eng_query *q, uint32_t i)
 {
 	for (;;) {
 		uint32_t l = 2 * i + 1, r = l + 1, m = i;
-		struct eng_flow_info t;
 
-		if (l < n && h[l].last_mono_ms < h[m].last_mono_ms)
+		if (l < q->n && q->heap[l].last_mono_ms < q->heap[m].last_mono_ms)
 			m = l;
-		if (r < n && h[r].last_mono_ms < h[m].last_mono_ms)
+		if (r < q->n && q->heap[r].last_mono_ms < q->heap[m].last_mono_ms)
 			m = r;
 		if (m == i)
 			return;
-		t = h[i];
-		h[i] = h[m];
-		h[m] = t;
+		{
+			__typeof__(q->heap[0]) t = q->heap[i];
+
+			q->heap[i] = q->heap[m];
+			q->heap[m] = t;
+		}
 		i = m;
 	}
 }
 
 static void
-heap_push(struct eng_flow_info *h, uint32_t n, const struct eng_flow_info *x)
+heap_sift_up(struct eng_query *q, uint32_t i)
 {
-	uint32_t i = n;
+	while (i > 0 && q->heap[(i - 1) / 2].last_mono_ms > q->heap[i].last_mono_ms) {
+		__typeof__(q->heap[0]) t = q->heap[i];
 
-	h[i] = *x;
-	while (i > 0 && h[(i - 1) / 2].last_mono_ms > h[i].last_mono_ms) {
-		struct eng_flow_info t = h[i];
-
-		h[i] = h[(i - 1) / 2];
-		h[(i - 1) / 2] = t;
+		q->heap[i] = q->heap[(i - 1) / 2];
+		q->heap[(i - 1) / 2] = t;
 		i = (i - 1) / 2;
 	}
 }
@@ -1088,24 +1088,37 @@ ENG_ServeQuery(struct engine *e)
 		uint32_t end = q->cursor + ENG_QUERY_CHUNK < cap ? q->cursor + ENG_QUERY_CHUNK : cap;
 		uint32_t limit = q->limit >= 1 && q->limit <= ENG_QUERY_MAX_FLOWS ? q->limit : ENG_QUERY_MAX_FLOWS;
 
-		for (uint32_t i = q->cursor; i < end; i++) {
-			const struct flow *f = FLOW_Get(e->table, i);
-			struct eng_flow_info x;
+		uint64_t now_ms = e->now.mono_ns / 1000000ULL;
+		uint32_t copies = 0, i;
 
+		for (i = q->cursor; i < end && copies < ENG_QUERY_COPIES; i++) {
+			const struct flow *f = FLOW_Get(e->table, i);
+			uint64_t last;
+			uint32_t slot;
+
+			if (i + 8 < end)
+				__builtin_prefetch(FLOW_Get(e->table, i + 8));
 			if (f->state == TCP_NONE || !query_match(q, f))
 				continue;
 			q->matched++;
-			flow_info(e, f, &x);
+			last = now_ms - (uint32_t)(e->now.ms - f->last_seen_ms);
 			if (q->n < limit) {
-				heap_push(q->flows, q->n, &x);
-				q->n++;
-			} else if (x.last_mono_ms > q->flows[0].last_mono_ms) {
-				q->flows[0] = x;
-				heap_sift_down(q->flows, q->n, 0);
+				slot = q->n++;
+				q->heap[slot].last_mono_ms = last;
+				q->heap[slot].slot = slot;
+				flow_info(e, f, &q->flows[slot]);
+				heap_sift_up(q, slot);
+				copies++;
+			} else if (last > q->heap[0].last_mono_ms) {
+				slot = q->heap[0].slot;   /* the least recent kept makes room */
+				q->heap[0].last_mono_ms = last;
+				flow_info(e, f, &q->flows[slot]);
+				heap_sift_down(q, 0);
+				copies++;
 			}
 		}
-		q->cursor = end;
-		if (end < cap)
+		q->cursor = i;
+		if (i < cap)
 			return;
 	} else if (q->kind == ENG_Q_TIMEOUTS) {
 		serve_timeouts(e, q);

@@ -152,7 +152,8 @@ void ENG_Destroy(struct engine *e);
 
 #define ENG_QUERY_MAX_FLOWS 1000   /* most flows one answer lists */
 #define ENG_QUERY_MAX_NETS 256     /* most server networks whose timeouts are listed */
-#define ENG_QUERY_CHUNK 1024       /* flow records examined per call */
+#define ENG_QUERY_CHUNK 128        /* flow records examined per call, at most */
+#define ENG_QUERY_COPIES 32        /* ... and flows copied into the answer (a few microseconds) */
 
 enum eng_query_kind { ENG_Q_FLOWS = 1, ENG_Q_TIMEOUTS };
 
@@ -197,8 +198,12 @@ struct eng_query {
 	/* the answer */
 	uint32_t cursor;                 /* next flow record to examine */
 	uint32_t matched;                /* flows that matched, listed or not */
-	uint32_t n;                      /* flows listed (a heap, most idle at the top, until done) */
+	uint32_t n;                      /* flows listed in flows[], in no particular order */
 	struct eng_flow_info flows[ENG_QUERY_MAX_FLOWS];
+	struct {                         /* the listed flows by recency, the least recent on top */
+		uint64_t last_mono_ms;
+		uint32_t slot;           /* in flows[] */
+	} heap[ENG_QUERY_MAX_FLOWS];
 	uint32_t nnets;
 	struct eng_timeout_info nets[ENG_QUERY_MAX_NETS];
 };
@@ -208,7 +213,8 @@ struct eng_query {
 void ENG_PostQuery(struct engine *e, struct eng_query *q);
 
 /* Packet thread, between receive batches: work on the posted query, if any, for at most
- * ENG_QUERY_CHUNK flow records; set its done flag when it is answered. While a query is open
+ * ENG_QUERY_CHUNK flow records and ENG_QUERY_COPIES copies; set its done flag when it is
+ * answered. While a query is open
  * ENG_NextDueMs says 0, so an idle thread keeps coming back without waiting in recv. */
 void ENG_ServeQuery(struct engine *e);
 
