@@ -190,6 +190,7 @@ main(void)
 	printf("# a filter that matches nothing: %u calls, %.1f us each on average, 99th percentile %.1f us\n",
 	       calls, total_ns / 1000.0 / calls, p99_us());
 	ENG_Destroy(e);
+	CFG_Free(&cfg);
 	free(q);
 	return tap_done();
 }
