@@ -174,7 +174,12 @@ rg_ok $? "timeouts text: exit 0" "$(cat "$RG_TMP/to.txt")"
 ctl metrics >"$RG_TMP/metrics.txt" 2>&1
 st=$?
 if [ $st = 0 ]; then
-	rg_ok "$(grep -q '^# TYPE rstguard_' "$RG_TMP/metrics.txt"; echo $?)" "metrics: Prometheus text" "$(head -n 5 "$RG_TMP/metrics.txt")"
+	# The same counts as stats (metrics.c's names).
+	rg_ok "$(grep -q '^# TYPE rstguard_' "$RG_TMP/metrics.txt" &&
+		grep -qx "rstguard_rsts_total{cause=\"refused\"} $N_REFUSED" "$RG_TMP/metrics.txt" &&
+		grep -qx "rstguard_forged_rsts_total{action=\"detected\"} $N_INJ" "$RG_TMP/metrics.txt"; echo $?)" \
+		"metrics: Prometheus text, $N_REFUSED refused and $N_INJ forged as stats says" \
+		"$(grep -E 'rsts_total|^# TYPE' "$RG_TMP/metrics.txt" | head -n 20)"
 else
 	rg_ok "$(grep -q 'metrics not available in this build' "$RG_TMP/metrics.txt"; echo $?)" \
 		"metrics: refused with 'metrics not available in this build'" "$(cat "$RG_TMP/metrics.txt")"
