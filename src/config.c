@@ -18,6 +18,8 @@
 #include "config.h"
 #include "log.h"
 #include "cidr.h"
+#include "metrics.h"
+#include "metrics_http.h"
 
 /* Settings whose line (and validity) the cross-field checks need. */
 enum field_id {
@@ -96,6 +98,9 @@ static const char *set_log_level(struct config *cfg, const char *s);
 static const char *set_action_injected(struct config *cfg, const char *s);
 static const char *set_action_invalid_seq(struct config *cfg, const char *s);
 static const char *set_probe_side(struct config *cfg, const char *s);
+static const char *set_metrics_listen(struct config *cfg, const char *s);
+static const char *set_metrics_textfile(struct config *cfg, const char *s);
+static const char *set_evidence_dir(struct config *cfg, const char *s);
 static const char *set_control_socket(struct config *cfg, const char *s);
 static const char *set_control_group(struct config *cfg, const char *s);
 static const char *set_user(struct config *cfg, const char *s);
@@ -248,6 +253,37 @@ static const struct cfg_key policy_keys[] = {
 	END_KEYS
 };
 
+static const struct cfg_key metrics_keys[] = {
+	STRING_KEY("listen", set_metrics_listen, metrics_listen, .def_str = "", .heap = 1,
+	    .restart = "metrics.listen",
+	    .doc = "address:port of the HTTP /metrics listener, [v6]:port for IPv6; \"\" for none"),
+	STRING_KEY("textfile", set_metrics_textfile, metrics_textfile, .def_str = "", .heap = 1,
+	    .doc = "absolute path of a file for node_exporter's textfile collector; \"\" for none"),
+	INT_KEY("interval", metrics_interval, .def = 15, .lo = 1, .hi = 3600,
+	    .doc = "seconds between writes of metrics.textfile"),
+	END_KEYS
+};
+
+/* The ring is allocated and the directory opened at start-up. */
+#define EVIDENCE_RESTART .restart = "evidence settings"
+
+static const struct cfg_key evidence_keys[] = {
+	STRING_KEY("dir", set_evidence_dir, evidence_dir, .def_str = "", .heap = 1, EVIDENCE_RESTART,
+	    .doc = "directory for a pcap of each forged RST's flow (created 0750); empty: none"),
+	INT_KEY("max_bytes", evidence_max_bytes, .def = 104857600, .lo = 65536, .hi = 2147483647,
+	    EVIDENCE_RESTART,
+	    .doc = "total size of the captures in dir; the oldest are removed first"),
+	INT_KEY("packets", evidence_packets, .def = 4096, .lo = 16, .hi = 1048576, EVIDENCE_RESTART,
+	    .doc = "recent packets kept per queue to build captures from"),
+	INT_KEY("snaplen", evidence_snaplen, .def = 128, .lo = 64, .hi = 65535, EVIDENCE_RESTART,
+	    .doc = "bytes kept of each packet: headers and the first bytes of payload"),
+	INT_KEY("rate", evidence_rate, .def = 10, .lo = 1, .hi = 10000, EVIDENCE_RESTART,
+	    .doc = "capture files written per second at most; the rest are counted as skipped"),
+	BOOL_KEY("evictions", evidence_evictions, .def = 0, EVIDENCE_RESTART,
+	    .doc = "also write a capture for each detected eviction"),
+	END_KEYS
+};
+
 static const struct cfg_key control_keys[] = {
 	STRING_KEY("socket", set_control_socket, control_socket, .def_str = "/run/rstguard/rstguard.sock",
 	    .heap = 1, .restart = "control.socket",
@@ -268,6 +304,8 @@ static const struct cfg_key top_keys[] = {
 	GROUP_KEY("eviction", eviction_keys),
 	GROUP_KEY("detector", detector_keys),
 	GROUP_KEY("policy", policy_keys),
+	GROUP_KEY("metrics", metrics_keys),
+	GROUP_KEY("evidence", evidence_keys),
 	GROUP_KEY("control", control_keys),
 	STRING_KEY("user", set_user, user, .def_str = "", .heap = 1, .restart = "user",
 	    .doc = "started as root: run as this user with only CAP_NET_ADMIN and CAP_NET_RAW"),
@@ -328,6 +366,32 @@ set_events_path(struct config *cfg, const char *s)
 }
 
 static const char *
+set_metrics_listen(struct config *cfg, const char *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	if (*s != '\0' && !MHTTP_AVAILABLE)
+		return "\"\": this rstguard was built without libmicrohttpd, so it has no HTTP listener; "
+		       "use metrics.textfile or rstguardctl metrics";
+	if (*s != '\0' && MET_ParseListen(s, &ss, &sl) < 0)
+		return "a numeric address and port, 127.0.0.1:9471 or [::1]:9471, or \"\" for none";
+	replace_string(&cfg->metrics_listen, s);
+	return NULL;
+}
+
+static const char *
+set_metrics_textfile(struct config *cfg, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (*s != '\0' && (s[0] != '/' || s[n - 1] == '/' || n > 1024))
+		return "an absolute file name, or \"\" for none";
+	replace_string(&cfg->metrics_textfile, s);
+	return NULL;
+}
+
+static const char *
 set_control_socket(struct config *cfg, const char *s)
 {
 	if (*s != '\0' && (*s != '/' || strlen(s) >= 108))
@@ -357,6 +421,15 @@ set_control_group(struct config *cfg, const char *s)
 	if (!plain_name(s))
 		return "a group name";
 	replace_string(&cfg->control_group, s);
+	return NULL;
+}
+
+static const char *
+set_evidence_dir(struct config *cfg, const char *s)
+{
+	if (strlen(s) > EVIDENCE_DIR_MAX)
+		return "a directory name of at most 1024 bytes";
+	replace_string(&cfg->evidence_dir, s);
 	return NULL;
 }
 
@@ -654,6 +727,9 @@ CFG_Copy(struct config *dst, const struct config *src)
 	*dst = *src;   /* the policy's and eviction.overrides' fixed arrays are copied by value */
 	dst->events_path = src->events_path ? xstrdup(src->events_path) : NULL;
 	dst->source = src->source ? xstrdup(src->source) : NULL;
+	dst->metrics_listen = src->metrics_listen ? xstrdup(src->metrics_listen) : NULL;
+	dst->metrics_textfile = src->metrics_textfile ? xstrdup(src->metrics_textfile) : NULL;
+	dst->evidence_dir = src->evidence_dir ? xstrdup(src->evidence_dir) : NULL;
 	dst->control_socket = src->control_socket ? xstrdup(src->control_socket) : NULL;
 	dst->control_group = src->control_group ? xstrdup(src->control_group) : NULL;
 	dst->user = src->user ? xstrdup(src->user) : NULL;
@@ -666,6 +742,12 @@ CFG_Free(struct config *cfg)
 	cfg->events_path = NULL;
 	free(cfg->source);
 	cfg->source = NULL;
+	free(cfg->metrics_listen);
+	cfg->metrics_listen = NULL;
+	free(cfg->metrics_textfile);
+	cfg->metrics_textfile = NULL;
+	free(cfg->evidence_dir);
+	cfg->evidence_dir = NULL;
 	free(cfg->control_socket);
 	cfg->control_socket = NULL;
 	free(cfg->control_group);

@@ -101,6 +101,18 @@ struct config {
 	/* policy: what enforce mode drops */
 	struct config_policy policy;
 
+	/* metrics: Prometheus exposition (metrics.c) */
+	char *metrics_listen;      /* "ADDR:PORT" of the HTTP /metrics listener; "" off */
+	char *metrics_textfile;    /* node_exporter textfile written every metrics_interval; "" off */
+	uint32_t metrics_interval; /* seconds between textfile writes */
+	/* evidence: pcap captures of forged RSTs (evidence.c) */
+	char *evidence_dir;        /* "" (the default): no captures; at most EVIDENCE_DIR_MAX bytes */
+	uint32_t evidence_max_bytes;  /* the directory's captures stay under this; oldest removed */
+	uint32_t evidence_packets; /* per-queue ring of recent packets */
+	uint32_t evidence_snaplen; /* bytes kept of each packet */
+	uint32_t evidence_rate;    /* capture files per second at most, whole daemon */
+	int evidence_evictions;    /* a capture for each detected eviction too */
+
 	/* Where the file was read from, for messages ("" when defaults only). */
 	char *source;
 
@@ -109,6 +121,9 @@ struct config {
 	char *control_group;       /* "" = the daemon's own group */
 	char *user;                /* "" = keep running as started */
 };
+
+/* Longest evidence.dir accepted (its captures' paths must fit EVD_PATH_MAX). */
+#define EVIDENCE_DIR_MAX 1024
 
 /* One validation error, with the place it was found. */
 struct config_error {

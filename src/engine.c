@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "engine.h"
+#include "evidence.h"
 #include "eviction.h"
 #include "flow.h"
 #include "hold.h"
@@ -645,6 +646,9 @@ void
 ENG_Prepare(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen, struct eng_prep *pp)
 {
 	pp->kind = (uint8_t)PKT_Parse(data, caplen, wirelen, &pp->p);
+	pp->data = data;
+	pp->caplen = caplen;
+	pp->wirelen = wirelen;
 	if (pp->kind == PKT_TCP) {
 		pp->hash = FLOW_Hash(e->table, &pp->p);
 		FLOW_PrefetchSlot(e->table, pp->hash);
@@ -664,6 +668,9 @@ ENG_Packet(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wire
 	struct eng_prep pp;
 
 	pp.kind = (uint8_t)PKT_Parse(data, caplen, wirelen, &pp.p);
+	pp.data = data;
+	pp.caplen = caplen;
+	pp.wirelen = wirelen;
 	if (pp.kind == PKT_TCP)
 		pp.hash = FLOW_Hash(e->table, &pp.p);
 	return ENG_PacketPrepared(e, &pp, pkt_id);
@@ -682,6 +689,8 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 	e->st.kind[pp->kind]++;
 	if (pp->kind != PKT_TCP)
 		return RG_ACCEPT;
+	if (e->rep.evd)   /* evidence.dir: keep a copy for captures (a memcpy) */
+		EVD_Record(e->rep.evd, pp->data, pp->caplen, pp->wirelen, e->now.real_ns);
 
 	found = FLOW_LookupHashed(e->table, pk, pp->hash, &ref);
 	if (pk->flags & TCPF_RST)
@@ -845,6 +854,7 @@ ENG_Create(const struct config *cfg, uint32_t max_flows, struct event_sink *sink
 	e->cfg = cfg;
 	e->rep.sink = sink;
 	e->rep.now = &e->now;
+	e->rep.evd_evictions = cfg->evidence_evictions;
 	e->base_mono_ns = start->mono_ns;
 	load_params(e);
 	KA_SenderInit(&e->probes);
@@ -856,6 +866,12 @@ ENG_Create(const struct config *cfg, uint32_t max_flows, struct event_sink *sink
 	if (e->hist == NULL || e->tomb == NULL || e->decided == NULL || HOLD_Init(&e->holds, cfg->max_pending) < 0 ||
 	    EVI_Init(&e->evi, &(struct evi_ctx){ .cfg = cfg, .now = &e->now, .table = e->table, .rep = &e->rep },
 		     WATCH_SLOTS, LEARN_NETS) < 0) {
+		ENG_Destroy(e);
+		return NULL;
+	}
+	/* evidence.dir: the ring is allocated once, here (EVD_Open has opened the directory). */
+	if (EVD_Enabled() && cfg->evidence_dir && cfg->evidence_dir[0] &&
+	    (e->rep.evd = EVD_CreateRing(cfg->evidence_packets, cfg->evidence_snaplen)) == NULL) {
 		ENG_Destroy(e);
 		return NULL;
 	}
@@ -872,6 +888,7 @@ ENG_SetConfig(struct engine *e, const struct config *cfg)
 	e->cfg = cfg;
 	e->evi.ctx.cfg = cfg;
 	e->ka.ctx.cfg = cfg;
+	e->rep.evd_evictions = cfg->evidence_evictions;
 	load_params(e);
 }
 
@@ -931,6 +948,17 @@ ENG_GetStats(const struct engine *e, struct engine_stats *st)
 	st->flows_active = FLOW_Count(e->table);
 	st->flows_capacity = FLOW_Capacity(e->table);
 	st->memory_bytes = FLOW_MemoryBytes(e->table) + sizeof(*e);
+	if (e->rep.evd) {
+		struct evd_stats es = { 0 };
+
+		EVD_AddStats(e->rep.evd, &es);
+		st->evidence_written = es.written;
+		st->evidence_skipped = es.skipped;
+		st->evidence_errors = es.errors;
+		st->evidence_removed_bytes = es.removed_bytes;
+		st->memory_bytes += (uint64_t)e->rep.evd->cap * (e->rep.evd->snaplen + sizeof(struct evd_slot)) +
+				    e->rep.evd->scratch_len;
+	}
 }
 
 void
@@ -957,6 +985,7 @@ ENG_Destroy(struct engine *e)
 	free(e->hist);
 	free(e->tomb);
 	free(e->decided);
+	EVD_DestroyRing(e->rep.evd);
 	free(e);
 }
 

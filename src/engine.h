@@ -65,6 +65,10 @@ struct engine_stats {
 	uint64_t memory_bytes;
 	uint64_t hold_ms_bucket[ENG_HOLD_BUCKETS]; /* held RSTs by hold time (not cumulative) */
 	uint64_t hold_ms_sum;             /* their hold times added up, in milliseconds */
+	uint64_t evidence_written;        /* evidence captures written (evidence.dir) */
+	uint64_t evidence_skipped;        /* ... not written: evidence.rate, or larger than the cap */
+	uint64_t evidence_errors;         /* ... lost to write errors (a full disk) */
+	uint64_t evidence_removed_bytes;  /* old captures removed to stay under evidence.max_bytes */
 };
 
 /* Create an engine tracking at most max_flows flows; events go to sink (may be NULL: none).
@@ -94,6 +98,8 @@ struct eng_prep {
 	struct pkt p;
 	uint32_t hash;
 	uint8_t kind;              /* enum pkt_kind */
+	const uint8_t *data;       /* the packet itself (evidence captures copy it) */
+	uint32_t caplen, wirelen;
 };
 void ENG_Prepare(struct engine *e, const uint8_t *data, uint32_t caplen, uint32_t wirelen, struct eng_prep *pp);
 void ENG_Prefetch(struct engine *e, const struct eng_prep *pp);

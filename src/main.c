@@ -11,23 +11,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "control.h"
 #include "engine.h"
 #include "event.h"
+#include "evidence.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "nfq.h"
 #include "notify.h"
 #include "offline.h"
 #include "privdrop.h"
-/* The metrics module (MET_Format) is developed on its own branch: until it is merged, the
- * control socket's metrics command says "metrics not available in this build". */
-#if __has_include("metrics.h")
-#include "metrics.h"
-#define HAVE_METRICS 1
-#endif
 #include "stats.h"
 
 #define EVENT_RING_BYTES (1u << 20)
@@ -102,6 +100,7 @@ usage(FILE *out)
 		"  -r, --read FILE          analyse a pcap/pcapng capture (- for stdin) instead of a queue\n"
 		"      --summary FORMAT     summary after -r on stderr: text (default) or json\n"
 		"  -t, --check-config       check the configuration and exit\n"
+		"      --list-metrics       list the Prometheus metrics (name, type, help) and exit\n"
 		"  -V, --version            print the version and exit\n"
 		"  -h, --help               print this help and exit\n");
 }
@@ -123,10 +122,18 @@ parse_uint(const char *s, unsigned long lo, unsigned long hi, uint32_t *out)
 	return 0;
 }
 
+/* --list-metrics: one line per metric family. */
+static void
+print_metric(const char *name, const char *type, const char *help, void *arg)
+{
+	(void)arg;
+	printf("%s %s %s\n", name, type, help);
+}
+
 static void
 parse_args(int argc, char **argv, struct cli *cli)
 {
-	enum { OPT_IDLE = 256, OPT_KEEPALIVE, OPT_SUMMARY };
+	enum { OPT_IDLE = 256, OPT_KEEPALIVE, OPT_SUMMARY, OPT_LIST_METRICS };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "queue", required_argument, NULL, 'q' },
@@ -137,6 +144,7 @@ parse_args(int argc, char **argv, struct cli *cli)
 		{ "check-config", no_argument, NULL, 't' },
 		{ "read", required_argument, NULL, 'r' },
 		{ "summary", required_argument, NULL, OPT_SUMMARY },
+		{ "list-metrics", no_argument, NULL, OPT_LIST_METRICS },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -201,6 +209,9 @@ parse_args(int argc, char **argv, struct cli *cli)
 				exit(2);
 			}
 			break;
+		case OPT_LIST_METRICS:
+			MET_ForEach(print_metric, NULL);
+			exit(0);
 		case 'V':
 			printf("rstguard %s\n", PACKAGE_VERSION);
 			exit(0);
@@ -428,6 +439,16 @@ log_stats(const struct daemon *d)
 			log_info("queue %u (kernel): waiting %llu, queue dropped %llu, user dropped %llu",
 				 s->queue_first + i, (unsigned long long)s->kq[i].waiting,
 				 (unsigned long long)s->kq[i].queue_dropped, (unsigned long long)s->kq[i].user_dropped);
+	if (EVD_Enabled()) {
+		uint64_t bytes;
+		uint32_t files;
+
+		EVD_DirUsage(&bytes, &files);
+		log_info("evidence: written %llu, skipped (rate or size) %llu, lost to write errors %llu, old removed %llu bytes; directory %u files, %llu bytes",
+			 (unsigned long long)e->evidence_written, (unsigned long long)e->evidence_skipped,
+			 (unsigned long long)e->evidence_errors, (unsigned long long)e->evidence_removed_bytes,
+			 files, (unsigned long long)bytes);
+	}
 	free(s);
 }
 
@@ -440,6 +461,69 @@ log_queue_stats(const struct nfq_stats *qs, unsigned num)
 		 (unsigned long long)qs->accepted, (unsigned long long)qs->dropped,
 		 (unsigned long long)qs->enobufs, (unsigned long long)qs->recv_errors,
 		 (unsigned long long)qs->bad_messages, (unsigned long long)qs->verdict_errors);
+}
+
+/* Metrics output (metrics.c): the control thread's snapshot, text buffer and timers. */
+#define METRICS_HTTP_REFRESH_NS 1000000000ULL   /* the HTTP snapshot is at most 1 s old */
+static struct {
+	struct rg_stats *s;
+	char *buf;
+	size_t cap;
+	uint64_t next_http_ns, next_file_ns;
+	int file_failing;          /* the last textfile write failed (logged once) */
+} met;
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Refresh what is due (force: both): the HTTP listener's snapshot every second, the textfile
+ * every metrics.interval seconds. Control thread only. */
+static void
+metrics_tick(struct daemon *d, int force)
+{
+	const struct config *cfg = d->cfg;
+	uint64_t now = mono_ns();
+	int http = cfg->metrics_listen[0] != '\0' && (force || now >= met.next_http_ns);
+	int file = cfg->metrics_textfile[0] != '\0' && (force || now >= met.next_file_ns);
+	size_t n;
+
+	if (!http && !file)
+		return;
+	if (met.s == NULL && (met.s = malloc(sizeof(*met.s))) == NULL)
+		return;
+	collect_stats(d, met.s);
+	n = MET_Format(met.s, met.buf, met.cap);
+	if (n >= met.cap) {
+		size_t cap = n + 1 + n / 4;   /* room for a few more samples */
+		char *p = realloc(met.buf, cap);
+
+		if (p == NULL)
+			return;
+		met.buf = p;
+		met.cap = cap;
+		n = MET_Format(met.s, met.buf, met.cap);
+	}
+	if (http) {
+		MHTTP_Publish(met.buf, n);
+		met.next_http_ns = now + METRICS_HTTP_REFRESH_NS;
+	}
+	if (file) {
+		if (MET_WriteTextfile(cfg->metrics_textfile, met.buf, n) < 0) {
+			if (!met.file_failing)
+				log_warn("metrics.textfile: cannot write %s", cfg->metrics_textfile);
+			met.file_failing = 1;
+		} else if (met.file_failing) {
+			log_info("metrics.textfile: %s written again", cfg->metrics_textfile);
+			met.file_failing = 0;
+		}
+		met.next_file_ns = now + (uint64_t)cfg->metrics_interval * 1000000000ULL;
+	}
 }
 
 /* ---- the control socket's view of the daemon (control.h) ---- */
@@ -501,7 +585,6 @@ hook_engines(void *ctx, struct engine **out, unsigned max)
 	return n;
 }
 
-#ifdef HAVE_METRICS
 /* rstguardctl metrics: exactly the text of the textfile and the HTTP listener. */
 static size_t
 hook_metrics(void *ctx, char *buf, size_t len)
@@ -516,7 +599,6 @@ hook_metrics(void *ctx, char *buf, size_t len)
 	free(s);
 	return n < len ? n : 0;
 }
-#endif
 
 /* The control socket, then the privilege drop (cfg->user). Returns 0, or 1 (logged). */
 static int
@@ -525,10 +607,7 @@ open_control(struct daemon *d)
 	const struct config *cfg = d->cfg;
 	struct ctl_hooks h = {
 		.ctx = d, .status = hook_status, .stats = hook_stats, .reload = hook_reload,
-		.engines = hook_engines,
-#ifdef HAVE_METRICS
-		.metrics = hook_metrics,
-#endif
+		.engines = hook_engines, .metrics = hook_metrics,
 	};
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
@@ -622,6 +701,11 @@ start_up(struct daemon *d, const uint8_t seed[16])
 		}
 		d->started++;
 	}
+	/* The listener's thread inherits the fully blocked signal mask. */
+	if (rc == 0 && cfg->metrics_listen[0] != '\0' && MHTTP_Start(cfg->metrics_listen) < 0)
+		rc = 1;
+	if (rc == 0)
+		metrics_tick(d, 1);
 	if (rc == 0) {
 		log_info("started: mode %s, queue %u..%u, flows.max %u, events %s",
 			 CFG_ModeName(cfg->mode), cfg->queue_num, cfg->queue_num + d->n - 1, cfg->flows_max,
@@ -654,6 +738,7 @@ control_loop(struct daemon *d)
 			log_stats(d);
 		}
 		EV_Flush();
+		metrics_tick(d, 0);
 	}
 }
 
@@ -663,6 +748,7 @@ static void
 shut_down(struct daemon *d)
 {
 	NOTIFY_Send("STOPPING=1");
+	MHTTP_Stop();
 	atomic_store(&ctl.stop, 1);
 	/* Keep draining events while the threads give their last verdicts and end their flows. */
 	for (;;) {
@@ -691,6 +777,10 @@ shut_down(struct daemon *d)
 		pthread_mutex_destroy(&d->workers[i].qlock);
 	}
 	free(d->workers);
+	free(met.s);
+	free(met.buf);
+	memset(&met, 0, sizeof(met));
+	EVD_Close();
 	EV_Finalise();
 	log_info("stopped");
 	LOG_Finalise();
@@ -700,6 +790,20 @@ shut_down(struct daemon *d)
 	}
 	CFG_Free(d->cfg);
 	free(d->cfg);
+}
+
+/* evidence.dir: open it (and take stock of it) before the engines, which then get their rings.
+ * Returns 0 (also when captures are off) or -1 (logged). */
+static int
+open_evidence(const struct config *cfg)
+{
+	if (cfg->evidence_dir == NULL || cfg->evidence_dir[0] == '\0')
+		return 0;
+	if (EVD_Open(cfg->evidence_dir, cfg->evidence_max_bytes, cfg->evidence_rate) < 0)
+		return -1;
+	log_info("evidence captures in %s (at most %u bytes, %u files per second)", cfg->evidence_dir,
+		 cfg->evidence_max_bytes, cfg->evidence_rate);
+	return 0;
 }
 
 /* -r: analyse a capture with the configuration cfg (freed here). */
@@ -713,9 +817,12 @@ run_offline(const struct cli *cli, struct config *cfg)
 	if (EV_Initialise(cfg->events_path, 1000000000u, 1000000000u) < 0) {
 		log_warnx("cannot open the event output %s", cfg->events_path);
 		rc = 1;
+	} else if (open_evidence(cfg) < 0) {
+		rc = 1;
 	} else {
 		rc = OFF_Run(cfg, cli->read_file, cli->summary);
 	}
+	EVD_Close();
 	EV_Finalise();
 	LOG_Finalise();
 	CFG_Free(cfg);
@@ -733,9 +840,10 @@ run_daemon(const struct cli *cli, struct config *cfg)
 
 	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		fatal("getrandom");
-	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0) {
+	if (EV_Initialise(cfg->events_path, cfg->events_rate, cfg->events_burst) < 0 || open_evidence(cfg) < 0) {
 		/* Not fatalx: the configuration is released first (no leak at exit). */
-		log_warnx("cannot open the event output %s", cfg->events_path);
+		log_warnx("cannot open the event output %s or the evidence directory", cfg->events_path);
+		EVD_Close();
 		EV_Finalise();
 		LOG_Finalise();
 		CFG_Free(cfg);

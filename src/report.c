@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "evidence.h"
 #include "json.h"
 #include "report.h"
 #include "tcpstate.h"
@@ -55,6 +56,20 @@ put_common(struct json *j, uint64_t real_ns, uint64_t flow_id, enum rep_kind kin
 	JSON_Str(j, "dest_ip", a);
 	JSON_U64(j, "dest_port", dport);
 	JSON_Str(j, "proto", "TCP");
+}
+
+/* The evidence capture of a flow (a forged RST's, an eviction's), written whether or not the
+ * event itself passes its rate limit. Returns its path, or NULL when none was written. */
+static const char *
+capture(const struct reporter *rep, int family, const uint8_t *a, uint16_t aport, const uint8_t *b,
+	uint16_t bport, uint64_t flow_id, uint64_t real_ns, enum evd_kind kind, char *path, size_t len)
+{
+	struct evd_flow fl = {
+		.family = family, .a = a, .b = b, .aport = aport, .bport = bport,
+		.flow_id = flow_id, .real_ns = real_ns,
+	};
+
+	return EVD_Capture(rep->evd, &fl, kind, rep->now->mono_ns, path, len) == 0 ? path : NULL;
 }
 
 static void
@@ -117,9 +132,13 @@ REP_Rst(const struct reporter *rep, const struct pending_rst *pr, enum rg_verdic
 	const struct pkt *p = &pr->pkt;
 	const struct rst_result *r = &pr->res;
 	const char *confirmed = HOLD_ConfirmName((enum hold_confirm)pr->confirm);
-	char buf[EVENT_LINE_MAX], fl[10];
+	char buf[EVENT_LINE_MAX], fl[10], path[EVD_PATH_MAX];
+	const char *evidence = NULL;
 	struct json j;
 
+	if (rep->evd && r->forged)
+		evidence = capture(rep, p->family, p->src, p->sport, p->dst, p->dport, pr->flow_id,
+				   pr->revised ? rep->now->real_ns : pr->real_ns, EVD_RST, path, sizeof(path));
 	if (rep->sink == NULL || !(r->forged ? EV_AllowAlert : EV_Allow)(rep->sink, rep->now->mono_ns))
 		return;
 	JSON_Init(&j, buf, sizeof(buf));
@@ -127,6 +146,8 @@ REP_Rst(const struct reporter *rep, const struct pending_rst *pr, enum rg_verdic
 	put_common(&j, pr->revised ? rep->now->real_ns : pr->real_ns, pr->flow_id, REP_RST, p->family, p->src,
 		   p->sport, p->dst, p->dport);
 	JSON_Str(&j, "verdict", POLICY_VerdictName(verdict));
+	if (evidence)
+		JSON_Str(&j, "evidence", evidence);
 	JSON_ObjectOpen(&j, "rst");
 	if (pr->revised) {
 		char ts[40];
@@ -199,14 +220,20 @@ void
 REP_Eviction(const struct reporter *rep, const struct rep_eviction *r)
 {
 	const struct flow *f = r->f;
-	char buf[EVENT_LINE_MAX];
+	char buf[EVENT_LINE_MAX], path[EVD_PATH_MAX];
+	const char *evidence = NULL;
 	struct json j;
 
+	if (rep->evd && rep->evd_evictions)
+		evidence = capture(rep, flow_family(f), f->cli, f->cport, f->srv, f->sport, r->flow_id,
+				   rep->now->real_ns, EVD_EVICTION, path, sizeof(path));
 	if (rep->sink == NULL || !EV_AllowAlert(rep->sink, rep->now->mono_ns))
 		return;
 	JSON_Init(&j, buf, sizeof(buf));
 	put_common(&j, rep->now->real_ns, r->flow_id, REP_EVICTION, flow_family(f), f->cli, f->cport, f->srv,
 		   f->sport);
+	if (evidence)
+		JSON_Str(&j, "evidence", evidence);
 	JSON_ObjectOpen(&j, "eviction");
 	JSON_Str(&j, "kind", evict_kind_names[r->kind]);
 	JSON_Double(&j, "idle", r->gap_ms / 1000.0, 3);

@@ -24,9 +24,12 @@ enum rep_detector { REP_BY_TRAFFIC = 0, REP_BY_PROBE, REP_DETECTOR_MAX };
 
 /* Where one packet thread's events go: its ring (NULL: no events) and its engine's clock (the
  * rate limits and the timestamps of events about now). */
+struct evd_ring;
 struct reporter {
 	struct event_sink *sink;
 	const struct timer_clock *now;
+	struct evd_ring *evd;     /* evidence captures of forged RSTs (NULL: off) */
+	int evd_evictions;        /* ... and of evictions */
 };
 
 /* A flow that ended. */

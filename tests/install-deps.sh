@@ -17,6 +17,8 @@ PKGS=(
 	clang libclang-rt-14-dev
 	# test network and traffic: namespaces, iptables NFQUEUE rules, sysctl, timeout, python tools
 	iptables iproute2 procps coreutils psmisc python3 python3-scapy
+	# metrics: the HTTP listener (libmicrohttpd), promtool and a Prometheus server for the tests
+	libmicrohttpd-dev prometheus
 	# benchmarks and debugging
 	iperf3 libpcap-dev tcpdump ethtool
 )

@@ -42,7 +42,9 @@
 #            and accepted.
 #   enforce: the injected RSTs are dropped (verdict drop); the client receives the server's
 #            whole 200 KB answer intact (sha256) and a normal FIN close; no other RST at all.
-# After each daemon run its exit counters (forged, dropped, would drop, races) are checked.
+# After each daemon run its exit counters (forged, dropped, would drop, races) are checked, and
+# the evidence capture of every forged RST (evidence.dir) is read back with tcpdump: it exists
+# and shows that RST (tests/e2e/evidence.sh checks captures further).
 # Every RST's expected and observed judgement goes to the results file (tests/confusion.py).
 # shellcheck source-path=SCRIPTDIR
 set -u
@@ -68,6 +70,11 @@ detector = {
 	hold_min_ms = 600;
 	hold_max_ms = 1000;
 };
+evidence = { dir = "$RG_TMP/evidence"; };
+EOF
+CONF_EVIDENCE=$RG_TMP/evidence.conf
+cat >"$CONF_EVIDENCE" <<EOF
+evidence = { dir = "$RG_TMP/evidence"; };
 EOF
 
 # The scenario table: TAG PROFILE FAMILY EVIDENCE GENUINE_IN_DETECT(min:max)
@@ -89,7 +96,7 @@ SCEN_LONG=(
 	"P5 mimic-exact 4 -ttl,-ipid,-df,-window_copy 1:50"
 )
 POINTS_PER_SCEN=8
-POINTS_PER_RUN=2
+POINTS_PER_RUN=3
 PLAN=$((2 * (POINTS_PER_RUN + ${#SCEN_DEFAULT[@]} * POINTS_PER_SCEN) +
 	2 * (POINTS_PER_RUN + ${#SCEN_LONG[@]} * POINTS_PER_SCEN)))
 
@@ -135,6 +142,39 @@ stop_daemon() {
 	else
 		rg_fail "$mode run: exit 0 and counters agree with the $RUN_INJECTED injected RSTs" \
 			"${problems[@]}" "counter line: $RG_CNT_LINE"
+	fi
+	evidence_check "$mode"
+}
+
+# evidence_check MODE: every forged rst event of the run names a capture (evidence.dir) that
+# tcpdump reads and that shows the RST, same sequence number and sender (one TAP point).
+evidence_check() {
+	local out
+	if out=$("$RG_PY" - "$RUN_EV" <<'PYEOF' 2>&1
+import json, os, subprocess, sys
+bad, n = [], 0
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event_type") != "rst" or not e["rst"]["forged"]:
+        continue
+    n += 1
+    f = e.get("evidence", "")
+    if not os.path.isfile(f):
+        bad.append("seq %d: no capture (%r)" % (e["rst"]["seq"], f))
+        continue
+    r = subprocess.run(["tcpdump", "-nn", "-S", "-r", f], capture_output=True, text=True, timeout=20)
+    if r.returncode != 0 or not any("Flags [R" in l and "seq %d" % e["rst"]["seq"] in l and
+                                    ".%d >" % e["src_port"] in l for l in r.stdout.splitlines()):
+        bad.append("%s: tcpdump rc %d: %s" % (f, r.returncode, (r.stdout + r.stderr)[-200:]))
+print("%d forged RSTs" % n)
+for b in bad:
+    print(b)
+sys.exit(1 if bad or n == 0 else 0)
+PYEOF
+	); then
+		rg_pass "$1 run: $out, each with an evidence capture that tcpdump reads, showing the RST"
+	else
+		rg_fail "$1 run: every forged RST has an evidence capture that tcpdump reads" "$out"
 	fi
 }
 
@@ -243,7 +283,7 @@ scenario() {
 }
 
 for mode in detect enforce; do
-	run_daemon "$mode" "$RG_TMP/events-$mode.json"
+	run_daemon "$mode" "$RG_TMP/events-$mode.json" -c "$CONF_EVIDENCE"
 	for s in "${SCEN_DEFAULT[@]}"; do
 		scenario "$mode" "$s"
 	done

@@ -145,6 +145,17 @@ def _as_tuple(t):
     return t if isinstance(t, tuple) else (t,)
 
 
+EVIDENCE_NAME_RE = re.compile(r"^rstguard-[0-9]{20}-[0-9]+-(rst|eviction)\.pcap$")
+
+
+def check_evidence(problems, ev, suffix):
+    """The top-level evidence field: a path ending in a capture name of ours."""
+    v = ev.get("evidence")
+    name = v.rsplit("/", 1)[-1] if isinstance(v, str) else ""
+    if not isinstance(v, str) or "/" not in v or not EVIDENCE_NAME_RE.match(name) or not name.endswith(suffix):
+        problems.append("line %d: bad evidence path %r" % (ev["_line"], v))
+
+
 def validate(path):
     events, bad = load(path)
     problems = ["line %d: not a JSON object: %r" % (n, line[:120]) for n, line in bad]
@@ -182,6 +193,13 @@ def validate(path):
             present, fl = lookup(ev, "rst.flags")
             if present and isinstance(fl, str) and "R" not in fl:
                 problems.append("%s: rst.flags %r lacks R" % (where, fl))
+            # evidence.dir: the capture's path, only for a forged RST (man/rstguard.8).
+            if "evidence" in ev:
+                check_evidence(problems, ev, "-rst.pcap")
+                if lookup(ev, "rst.forged")[1] is not True:
+                    problems.append("%s: evidence path on a RST not judged forged" % where)
+        elif et == "eviction" and "evidence" in ev:
+            check_evidence(problems, ev, "-eviction.pcap")
         elif et == "flow":
             check_type(problems, ev, "flow", dict)
             check_type(problems, ev, "flow.state", str)

@@ -1519,6 +1519,11 @@ static const struct { const char *path, *value; } other_values[] = {
 	{ "policy.protect", "[ \"198.18.0.0/15\" ]" },
 	{ "policy.exempt", "[ \"2001:db8::/32\" ]" },
 	{ "policy.exempt_ports", "[ 22 ]" },
+#ifdef HAVE_MICROHTTPD
+	{ "metrics.listen", "\"[::1]:9471\"" },
+#endif
+	{ "metrics.textfile", "\"/var/lib/node-exporter/rstguard.prom\"" },
+	{ "evidence.dir", "\"/var/lib/rstguard/evidence\"" },
 	{ "control.socket", "\"/run/rstguard/other.sock\"" },
 	{ "control.group", "\"adm\"" },
 	{ "user", "\"nobody\"" },
@@ -1654,6 +1659,12 @@ test_key_table(void)
 
 		/* Another value is told apart from the default, and a reload applies it unless the
 		 * key needs a restart. */
+#ifndef HAVE_MICROHTTPD
+		if (other == NULL && strcmp(k->path, "metrics.listen") == 0) {
+			TAP_OK(1, "metrics.listen: no other value without libmicrohttpd (test_metrics_keys)");
+			continue;
+		}
+#endif
 		if (other == NULL) {
 			TAP_OK(0, "%s: no other value known (add one to other_values)", k->path);
 			continue;
@@ -1701,6 +1712,44 @@ test_key_table(void)
 		    "%s, listed under RELOAD in rstguard.conf(5), needs a restart", man[i]);
 }
 
+/* metrics.listen takes a numeric address and port (or nothing), and nothing at all in a build
+ * without libmicrohttpd; metrics.textfile an absolute file name. */
+static void
+test_metrics_keys(void)
+{
+	static const char *const bad_listen[] = { "localhost:9471", "127.0.0.1", "::1:9471", "[::1]:0" };
+	static const char *const bad_file[] = { "rstguard.prom", "/var/lib/node/" };
+	char text[256], *msg;
+	struct config c;
+	struct config_errors errs = { 0 };
+
+	for (size_t i = 0; i < sizeof(bad_listen) / sizeof(bad_listen[0]); i++) {
+		snprintf(text, sizeof(text), "metrics = { listen = \"%s\"; };\n", bad_listen[i]);
+		msg = key_error(text, "metrics.listen");
+		TAP_OK(msg != NULL, "metrics.listen = \"%s\" is refused: %s", bad_listen[i], msg ? msg : "accepted");
+		free(msg);
+	}
+	msg = key_error("metrics = { listen = \"[2001:db8::1]:9471\"; };\n", "metrics.listen");
+#ifdef HAVE_MICROHTTPD
+	TAP_OK(msg == NULL, "metrics.listen = \"[2001:db8::1]:9471\" is accepted");
+#else
+	TAP_OK(msg != NULL && strstr(msg, "built without libmicrohttpd") != NULL,
+	       "without libmicrohttpd metrics.listen is refused, saying why: %s", msg ? msg : "accepted");
+#endif
+	free(msg);
+	for (size_t i = 0; i < sizeof(bad_file) / sizeof(bad_file[0]); i++) {
+		snprintf(text, sizeof(text), "metrics = { textfile = \"%s\"; };\n", bad_file[i]);
+		msg = key_error(text, "metrics.textfile");
+		TAP_OK(msg != NULL, "metrics.textfile = \"%s\" is refused", bad_file[i]);
+		free(msg);
+	}
+	load_text("metrics = { textfile = \"/run/x.prom\"; interval = 1; listen = \"\"; };\n", &c, &errs);
+	TAP_OK(errs.count == 0 && strcmp(c.metrics_textfile, "/run/x.prom") == 0 && c.metrics_interval == 1 &&
+	       c.metrics_listen[0] == '\0', "metrics.textfile, metrics.interval and an empty listen are loaded");
+	CFG_FreeErrors(&errs);
+	CFG_Free(&c);
+}
+
 int
 main(void)
 {
@@ -1733,5 +1782,6 @@ main(void)
 	test_idle_timeout_for();
 	test_watch_min_gap();
 	test_key_table();
+	test_metrics_keys();
 	return tap_done();
 }
