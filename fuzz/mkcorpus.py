@@ -140,6 +140,22 @@ def main():
           b'policy = { exempt = [ "198.51.100.7/32" ]; exempt_ports = [ 22, 179 ];\n'
           b'  actions = { injected = "drop"; invalid_seq = "accept"; }; };\n')
 
+    # control: request lines, valid and not (the socket's own seeds; see fuzz_control.c)
+    for name, line in [
+            ("seed-status", b'{"command":"status"}'),
+            ("seed-stats", b'{"command":"stats"}'),
+            ("seed-flows", b'{"command":"flows","ip":"198.18.1.2","port":443,"state":"established","limit":10}'),
+            ("seed-flows-v6", b'{ "command" : "flows", "ip" : "2001:db8:1::2", "limit" : 1000 }'),
+            ("seed-flows-bad", b'{"command":"flows","ip":"999.1.1.1","port":0,"limit":1001}'),
+            ("seed-timeouts", b'{"command":"timeouts"}'),
+            ("seed-reload", b'{"command":"reload"}'),
+            ("seed-metrics", b'{"command":"metrics"}'),
+            ("seed-unknown", b'{"command":"shutdown","now":true}'),
+            ("seed-escapes", b'{"command":"st\\u0061ts","x":"a\\"b\\\\c\\/\\n","n":-12,"f":false}'),
+            ("seed-nested", b'{"command":{"a":[1,2,{"b":null}]}}'),
+            ("seed-garbage", b'{"command":"stats"}\x00\xff{')]:
+        write("control", name, line)
+
     # corpus.am
     files = []
     for target in sorted(os.listdir(OUT)):

@@ -101,6 +101,9 @@ static const char *set_probe_side(struct config *cfg, const char *s);
 static const char *set_metrics_listen(struct config *cfg, const char *s);
 static const char *set_metrics_textfile(struct config *cfg, const char *s);
 static const char *set_evidence_dir(struct config *cfg, const char *s);
+static const char *set_control_socket(struct config *cfg, const char *s);
+static const char *set_control_group(struct config *cfg, const char *s);
+static const char *set_user(struct config *cfg, const char *s);
 
 static const struct cfg_key queue_keys[] = {
 	INT_KEY("num", queue_num, .def = 0, .lo = 0, .hi = 65535, .id = F_QUEUE_NUM, QUEUE_RESTART,
@@ -296,6 +299,16 @@ static const struct cfg_key nat_keys[] = {
 	END_KEYS
 };
 
+static const struct cfg_key control_keys[] = {
+	STRING_KEY("socket", set_control_socket, control_socket, .def_str = "/run/rstguard/rstguard.sock",
+	    .heap = 1, .restart = "control.socket",
+	    .doc = "UNIX socket for rstguardctl (mode 0660); empty: no socket"),
+	STRING_KEY("group", set_control_group, control_group, .def_str = "", .heap = 1,
+	    .restart = "control.group",
+	    .doc = "group owning the socket, whose members may use it; empty: the daemon's"),
+	END_KEYS
+};
+
 static const struct cfg_key top_keys[] = {
 	STRING_KEY("mode", set_mode, mode, .def_str = "detect",
 	    .doc = "detect: only report suspicious RSTs; enforce: also drop the forged ones"),
@@ -309,6 +322,9 @@ static const struct cfg_key top_keys[] = {
 	GROUP_KEY("metrics", metrics_keys),
 	GROUP_KEY("evidence", evidence_keys),
 	GROUP_KEY("nat", nat_keys),
+	GROUP_KEY("control", control_keys),
+	STRING_KEY("user", set_user, user, .def_str = "", .heap = 1, .restart = "user",
+	    .doc = "started as root: run as this user with only CAP_NET_ADMIN and CAP_NET_RAW"),
 	END_KEYS
 };
 
@@ -392,11 +408,53 @@ set_metrics_textfile(struct config *cfg, const char *s)
 }
 
 static const char *
+set_control_socket(struct config *cfg, const char *s)
+{
+	if (*s != '\0' && (*s != '/' || strlen(s) >= 108))
+		return "an absolute path shorter than 108 bytes, or \"\" for none";
+	replace_string(&cfg->control_socket, s);
+	return NULL;
+}
+
+/* A user or group name as useradd accepts it: no path or shell characters. */
+static int
+plain_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > 32 || s[0] == '-')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.'))
+			return 0;
+	return 1;
+}
+
+static const char *
+set_control_group(struct config *cfg, const char *s)
+{
+	if (!plain_name(s))
+		return "a group name";
+	replace_string(&cfg->control_group, s);
+	return NULL;
+}
+
+static const char *
 set_evidence_dir(struct config *cfg, const char *s)
 {
 	if (strlen(s) > EVIDENCE_DIR_MAX)
 		return "a directory name of at most 1024 bytes";
 	replace_string(&cfg->evidence_dir, s);
+	return NULL;
+}
+
+static const char *
+set_user(struct config *cfg, const char *s)
+{
+	if (!plain_name(s))
+		return "a user name";
+	replace_string(&cfg->user, s);
 	return NULL;
 }
 
@@ -688,6 +746,9 @@ CFG_Copy(struct config *dst, const struct config *src)
 	dst->metrics_listen = src->metrics_listen ? xstrdup(src->metrics_listen) : NULL;
 	dst->metrics_textfile = src->metrics_textfile ? xstrdup(src->metrics_textfile) : NULL;
 	dst->evidence_dir = src->evidence_dir ? xstrdup(src->evidence_dir) : NULL;
+	dst->control_socket = src->control_socket ? xstrdup(src->control_socket) : NULL;
+	dst->control_group = src->control_group ? xstrdup(src->control_group) : NULL;
+	dst->user = src->user ? xstrdup(src->user) : NULL;
 }
 
 void
@@ -703,6 +764,12 @@ CFG_Free(struct config *cfg)
 	cfg->metrics_textfile = NULL;
 	free(cfg->evidence_dir);
 	cfg->evidence_dir = NULL;
+	free(cfg->control_socket);
+	cfg->control_socket = NULL;
+	free(cfg->control_group);
+	cfg->control_group = NULL;
+	free(cfg->user);
+	cfg->user = NULL;
 }
 
 int

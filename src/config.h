@@ -121,6 +121,11 @@ struct config {
 
 	/* Where the file was read from, for messages ("" when defaults only). */
 	char *source;
+
+	/* control: the UNIX socket rstguardctl talks to; privileges */
+	char *control_socket;      /* "" = no socket */
+	char *control_group;       /* "" = the daemon's own group */
+	char *user;                /* "" = keep running as started */
 };
 
 /* Longest evidence.dir accepted (its captures' paths must fit EVD_PATH_MAX). */

@@ -75,6 +75,7 @@ struct engine {
 	uint8_t seed[16];
 
 	struct engine_stats st;
+	_Atomic(struct eng_query *) query;   /* posted by the control thread (ENG_PostQuery) */
 };
 
 static inline enum wheel_id
@@ -952,6 +953,8 @@ ENG_NextDueMs(const struct engine *e)
 	uint32_t d;
 	int32_t left;
 
+	if (atomic_load_explicit(&((struct engine *)e)->query, memory_order_relaxed) != NULL)
+		return 0;   /* a control query is being answered: come back at once */
 	if (!HOLD_NextDeadline(&e->holds, &d))
 		return -1;
 	left = (int32_t)(d - e->now.ms);
@@ -1177,4 +1180,171 @@ ENG_Destroy(struct engine *e)
 	free(e->decided);
 	EVD_DestroyRing(e->rep.evd);
 	free(e);
+}
+
+/* ---- questions from the control thread ---- */
+
+void
+ENG_PostQuery(struct engine *e, struct eng_query *q)
+{
+	atomic_store_explicit(&q->done, 0, memory_order_relaxed);
+	q->cursor = 0;
+	q->matched = 0;
+	q->n = 0;
+	q->nnets = 0;
+	atomic_store_explicit(&e->query, q, memory_order_release);
+}
+
+static int
+query_match(const struct eng_query *q, const struct flow *f)
+{
+	uint8_t fam = (f->flags & FL_IPV6) ? AF_INET6 : AF_INET;
+	size_t alen = fam == AF_INET ? 4 : 16;
+
+	if (q->state >= 0 && f->state != q->state)
+		return 0;
+	if (q->port && f->cport != q->port && f->sport != q->port)
+		return 0;
+	if (q->ip_family && (q->ip_family != fam ||
+			     (memcmp(f->cli, q->ip, alen) != 0 && memcmp(f->srv, q->ip, alen) != 0)))
+		return 0;
+	return 1;
+}
+
+/* The listed flows' keys form a heap with the least recent on top, so that keeping the most
+ * recent `limit` flows costs O(log limit) moves of 16 bytes per flow, and a flow older than
+ * all those kept is passed over before anything is copied. */
+static void
+heap_sift_down(struct eng_query *q, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < q->n && q->heap[l].last_mono_ms < q->heap[m].last_mono_ms)
+			m = l;
+		if (r < q->n && q->heap[r].last_mono_ms < q->heap[m].last_mono_ms)
+			m = r;
+		if (m == i)
+			return;
+		{
+			__typeof__(q->heap[0]) t = q->heap[i];
+
+			q->heap[i] = q->heap[m];
+			q->heap[m] = t;
+		}
+		i = m;
+	}
+}
+
+static void
+heap_sift_up(struct eng_query *q, uint32_t i)
+{
+	while (i > 0 && q->heap[(i - 1) / 2].last_mono_ms > q->heap[i].last_mono_ms) {
+		__typeof__(q->heap[0]) t = q->heap[i];
+
+		q->heap[i] = q->heap[(i - 1) / 2];
+		q->heap[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+flow_info(const struct engine *e, const struct flow *f, struct eng_flow_info *x)
+{
+	uint64_t now_ms = e->now.mono_ns / 1000000ULL;
+	uint64_t start = e->base_mono_ns + (uint64_t)f->first_seen_cs * 10000000ULL;
+
+	memset(x, 0, sizeof(*x));
+	x->flow_id = FLOW_Id(e->table, f);
+	x->last_mono_ms = now_ms - (uint32_t)(e->now.ms - f->last_seen_ms);
+	x->age_s = e->now.mono_ns > start ? (uint32_t)((e->now.mono_ns - start) / 1000000000ULL) : 0;
+	x->family = (f->flags & FL_IPV6) ? AF_INET6 : AF_INET;
+	memcpy(x->cli, f->cli, 16);
+	memcpy(x->srv, f->srv, 16);
+	x->cport = f->cport;
+	x->sport = f->sport;
+	x->state = f->state;
+	x->midstream = (f->flags & FL_MIDSTREAM) != 0;
+	for (int d = 0; d < 2; d++) {
+		const struct flow_dir *fd = &f->dir[d];
+
+		x->dir[d].pkts = fd->pkts;
+		x->dir[d].bytes = fd->bytes;
+		x->dir[d].ttl_base = fd->ttl_base;
+		x->dir[d].ttl_last = fd->ttl_last;
+		x->dir[d].ttl_spread = fd->ttl_spread;
+		x->dir[d].ipid_habit = fd->ipid_habit;
+		x->dir[d].ipid = fd->ipid;
+	}
+}
+
+static void
+serve_timeouts(const struct engine *e, struct eng_query *q)
+{
+	struct evict_net nets[ENG_QUERY_MAX_NETS];
+	uint32_t n = EVI_Learned(&e->evi, nets, ENG_QUERY_MAX_NETS);
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct eng_timeout_info *t = &q->nets[i];
+
+		t->family = nets[i].family;
+		t->prefix = nets[i].family == AF_INET ? 24 : 64;
+		memcpy(t->addr, nets[i].addr, 16);
+		t->max_survived_ms = nets[i].max_survived_ms;
+		t->min_evicted_ms = nets[i].min_evicted_ms;
+		t->survived = nets[i].survived;
+		t->evicted = nets[i].evicted;
+	}
+	q->nnets = n;
+}
+
+void
+ENG_ServeQuery(struct engine *e)
+{
+	struct eng_query *q = atomic_load_explicit(&e->query, memory_order_acquire);
+
+	if (q == NULL)
+		return;
+	if (q->kind == ENG_Q_FLOWS) {
+		uint32_t cap = FLOW_Capacity(e->table);
+		uint32_t end = q->cursor + ENG_QUERY_CHUNK < cap ? q->cursor + ENG_QUERY_CHUNK : cap;
+		uint32_t limit = q->limit >= 1 && q->limit <= ENG_QUERY_MAX_FLOWS ? q->limit : ENG_QUERY_MAX_FLOWS;
+
+		uint64_t now_ms = e->now.mono_ns / 1000000ULL;
+		uint32_t copies = 0, i;
+
+		for (i = q->cursor; i < end && copies < ENG_QUERY_COPIES; i++) {
+			const struct flow *f = FLOW_Get(e->table, i);
+			uint64_t last;
+			uint32_t slot;
+
+			if (i + 8 < end)
+				__builtin_prefetch(FLOW_Get(e->table, i + 8));
+			if (f->state == TCP_NONE || !query_match(q, f))
+				continue;
+			q->matched++;
+			last = now_ms - (uint32_t)(e->now.ms - f->last_seen_ms);
+			if (q->n < limit) {
+				slot = q->n++;
+				q->heap[slot].last_mono_ms = last;
+				q->heap[slot].slot = slot;
+				flow_info(e, f, &q->flows[slot]);
+				heap_sift_up(q, slot);
+				copies++;
+			} else if (last > q->heap[0].last_mono_ms) {
+				slot = q->heap[0].slot;   /* the least recent kept makes room */
+				q->heap[0].last_mono_ms = last;
+				flow_info(e, f, &q->flows[slot]);
+				heap_sift_down(q, 0);
+				copies++;
+			}
+		}
+		q->cursor = i;
+		if (i < cap)
+			return;
+	} else if (q->kind == ENG_Q_TIMEOUTS) {
+		serve_timeouts(e, q);
+	}
+	atomic_store_explicit(&e->query, NULL, memory_order_relaxed);
+	atomic_store_explicit(&q->done, 1, memory_order_release);
 }

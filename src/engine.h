@@ -3,6 +3,7 @@
 #ifndef RSTGUARD_ENGINE_H
 #define RSTGUARD_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -173,5 +174,78 @@ void ENG_AddStats(struct engine_stats *dst, const struct engine_stats *src);
 
 /* Free the engine. */
 void ENG_Destroy(struct engine *e);
+
+/* ---- questions from the control thread (rstguardctl flows, timeouts) ----
+ * The control thread posts a query to each engine; the engine's packet thread answers it itself
+ * between receive batches (ENG_ServeQuery), a bounded chunk of the flow table at a time, so an
+ * answer never stops the packet path for long, and nothing is shared while packets flow. */
+
+#define ENG_QUERY_MAX_FLOWS 1000   /* most flows one answer lists */
+#define ENG_QUERY_MAX_NETS 256     /* most server networks whose timeouts are listed */
+#define ENG_QUERY_CHUNK 128        /* flow records examined per call, at most */
+#define ENG_QUERY_COPIES 32        /* ... and flows copied into the answer (a few microseconds) */
+
+enum eng_query_kind { ENG_Q_FLOWS = 1, ENG_Q_TIMEOUTS };
+
+/* One side of a listed flow. */
+struct eng_flow_side {
+	uint64_t pkts, bytes;
+	uint8_t ttl_base, ttl_last, ttl_spread;
+	uint8_t ipid_habit;              /* enum ipid_habit */
+	uint16_t ipid;                   /* last IP ID (IPv4) */
+};
+
+/* One listed flow, as its packet thread saw it when it was examined. */
+struct eng_flow_info {
+	uint64_t flow_id;
+	uint64_t last_mono_ms;           /* when its last packet passed (CLOCK_MONOTONIC, ms) */
+	uint32_t age_s;
+	uint16_t cport, sport;
+	uint8_t family;                  /* AF_INET or AF_INET6 */
+	uint8_t cli[16], srv[16];
+	uint8_t state;                   /* enum tcp_state */
+	uint8_t midstream;
+	struct eng_flow_side dir[2];     /* [0] client to server, [1] server to client */
+};
+
+/* What one server network's silences have taught (see eviction.h). */
+struct eng_timeout_info {
+	uint8_t family;
+	uint8_t prefix;                  /* 24 or 64 */
+	uint8_t addr[16];
+	uint32_t max_survived_ms, min_evicted_ms, survived, evicted;
+};
+
+struct eng_query {
+	atomic_int done;                 /* set by the packet thread when the answer is complete */
+	enum eng_query_kind kind;
+	/* flows: filters (0 / -1: any) and the most flows wanted */
+	uint8_t ip_family;               /* 0: any address */
+	uint8_t ip[16];
+	uint32_t port;
+	int state;                       /* enum tcp_state, or -1 */
+	uint32_t limit;                  /* 1..ENG_QUERY_MAX_FLOWS */
+	/* the answer */
+	uint32_t cursor;                 /* next flow record to examine */
+	uint32_t matched;                /* flows that matched, listed or not */
+	uint32_t n;                      /* flows listed in flows[], in no particular order */
+	struct eng_flow_info flows[ENG_QUERY_MAX_FLOWS];
+	struct {                         /* the listed flows by recency, the least recent on top */
+		uint64_t last_mono_ms;
+		uint32_t slot;           /* in flows[] */
+	} heap[ENG_QUERY_MAX_FLOWS];
+	uint32_t nnets;
+	struct eng_timeout_info nets[ENG_QUERY_MAX_NETS];
+};
+
+/* Control thread: hand q (filled in, done = 0) to e's packet thread. One query per engine at a
+ * time; q must stay valid until q->done. */
+void ENG_PostQuery(struct engine *e, struct eng_query *q);
+
+/* Packet thread, between receive batches: work on the posted query, if any, for at most
+ * ENG_QUERY_CHUNK flow records and ENG_QUERY_COPIES copies; set its done flag when it is
+ * answered. While a query is open
+ * ENG_NextDueMs says 0, so an idle thread keeps coming back without waiting in recv. */
+void ENG_ServeQuery(struct engine *e);
 
 #endif

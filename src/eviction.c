@@ -342,3 +342,14 @@ EVI_Expire(struct eviction *ev)
 		}
 	}
 }
+
+uint32_t
+EVI_Learned(const struct eviction *ev, struct evict_net *out, uint32_t max)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < ev->ncap && n < max; i++)
+		if (ev->nets[i].in_use)
+			out[n++] = ev->nets[i];
+	return n;
+}

@@ -104,4 +104,7 @@ void EVI_Expire(struct eviction *ev);
 /* Log what has been learnt of each server network's idle timeout. */
 void EVI_LogLearned(const struct eviction *ev);
 
+/* Copy up to max of the server networks learnt so far into out; returns how many. */
+uint32_t EVI_Learned(const struct eviction *ev, struct evict_net *out, uint32_t max);
+
 #endif

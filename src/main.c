@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "engine.h"
 #include "event.h"
 #include "evidence.h"
@@ -24,6 +25,7 @@
 #include "nfq.h"
 #include "notify.h"
 #include "offline.h"
+#include "privdrop.h"
 #include "stats.h"
 
 #define EVENT_RING_BYTES (1u << 20)
@@ -60,6 +62,8 @@ struct daemon {
 	unsigned n;                /* queues */
 	unsigned started;          /* threads started */
 	uint64_t start_real_ns;    /* when the daemon started (wall clock) */
+	uint64_t reload_real_ns;   /* the last reload (0: none yet), and whether it was applied */
+	int reload_ok;
 	sigset_t waitmask;         /* the signals the control thread takes, in ppoll */
 };
 
@@ -278,13 +282,20 @@ all_acked(struct worker *w, unsigned n, unsigned gen)
 	return 1;
 }
 
-/* SIGHUP: parse into a new configuration and swap it in only if it is valid; reopen the event
- * file either way (logrotate). */
-static void
-reload(const struct cli *cli, struct config **cur, struct config **retired, struct worker *w, unsigned n)
+/* SIGHUP (or rstguardctl reload): parse into a new configuration and swap it in only if it is
+ * valid; reopen the event file either way (logrotate). Returns 0 when applied, -1 otherwise;
+ * with j, the reasons are added to it as "error" and "errors" members. */
+static int
+reload(struct daemon *d, struct json *j)
 {
+	const struct cli *cli = d->cli;
+	struct config **cur = &d->cfg, **retired = &d->retired;
+	struct worker *w = d->workers;
+	unsigned n = d->started;
 	struct config *nc = calloc(1, sizeof(*nc));
 	struct config_errors errs = { 0 };
+	struct engine_time t;
+	int rc = -1;
 
 	NOTIFY_Reloading();
 	/* The previous swap must be acknowledged before its old config can be freed. */
@@ -297,16 +308,36 @@ reload(const struct cli *cli, struct config **cur, struct config **retired, stru
 	}
 	if (nc == NULL) {
 		log_warnx("reload: out of memory");
+		if (j) {
+			JSON_Bool(j, "ok", 0);
+			JSON_Str(j, "error", "out of memory");
+		}
 	} else if (*retired) {
 		log_warnx("reload: the previous reload is still being applied; try again");
+		if (j) {
+			JSON_Bool(j, "ok", 0);
+			JSON_Str(j, "error", "the previous reload is still being applied; try again");
+		}
 		free(nc);
 	} else if (build_config(cli, nc, &errs) < 0) {
-		for (size_t i = 0; i < errs.count; i++) {
-			if (errs.items[i].line > 0)
-				log_warnx("%s:%d: %s", errs.items[i].file, errs.items[i].line, errs.items[i].message);
-			else
-				log_warnx("%s: %s", errs.items[i].file, errs.items[i].message);
+		if (j) {
+			JSON_Bool(j, "ok", 0);
+			JSON_Str(j, "error", "configuration rejected: keeping the running configuration");
+			JSON_ArrayOpen(j, "errors");
 		}
+		for (size_t i = 0; i < errs.count; i++) {
+			char line[512];
+
+			if (errs.items[i].line > 0)
+				snprintf(line, sizeof(line), "%s:%d: %s", errs.items[i].file, errs.items[i].line, errs.items[i].message);
+			else
+				snprintf(line, sizeof(line), "%s: %s", errs.items[i].file, errs.items[i].message);
+			log_warnx("%s", line);
+			if (j)
+				JSON_ArrayStr(j, line);
+		}
+		if (j)
+			JSON_ArrayClose(j);
 		log_warnx("reload failed: keeping the running configuration");
 		CFG_Free(nc);
 		free(nc);
@@ -320,10 +351,15 @@ reload(const struct cli *cli, struct config **cur, struct config **retired, stru
 		*retired = *cur;
 		*cur = nc;
 		log_info("configuration reloaded (mode %s)", CFG_ModeName(nc->mode));
+		rc = 0;
 	}
 	CFG_FreeErrors(&errs);
 	EV_Reopen();
 	NOTIFY_Send("READY=1");
+	NFQ_Now(&t);
+	d->reload_real_ns = t.real_ns;
+	d->reload_ok = rc == 0;
+	return rc;
 }
 
 /* A snapshot of every counter of the running daemon (stats.h). */
@@ -497,6 +533,112 @@ metrics_tick(struct daemon *d, int force)
 	}
 }
 
+/* ---- the control socket's view of the daemon (control.h) ---- */
+
+static void
+hook_status(void *ctx, struct json *j)
+{
+	const struct daemon *d = ctx;
+	struct rg_stats *s = calloc(1, sizeof(*s));
+	struct engine_time now;
+	char t[40];
+
+	NFQ_Now(&now);
+	JSON_Str(j, "version", PACKAGE_VERSION);
+	JSON_U64(j, "pid", (uint64_t)getpid());
+	JSON_U64(j, "uptime_s", (now.real_ns - d->start_real_ns) / 1000000000ULL);
+	JSON_Str(j, "mode", CFG_ModeName(d->cfg->mode));
+	JSON_U64(j, "queue_first", d->cfg->queue_num);
+	JSON_U64(j, "queue_count", d->n);
+	JSON_U64(j, "threads_running", d->started);
+	if (s != NULL) {
+		collect_stats(d, s);
+		JSON_U64(j, "flows", s->eng.flows_active);
+		free(s);
+	}
+	JSON_U64(j, "flows_max", d->cfg->flows_max);
+	JSON_Str(j, "config_file", d->cli->config_file ? d->cli->config_file : "(built-in defaults)");
+	if (d->reload_real_ns) {
+		EV_FormatTime(d->reload_real_ns, t, sizeof(t));
+		JSON_Str(j, "last_reload", t);
+		JSON_Str(j, "last_reload_result", d->reload_ok ? "applied" : "rejected");
+	} else {
+		JSON_Str(j, "last_reload", "never");
+	}
+	JSON_U64(j, "uid", (uint64_t)geteuid());
+}
+
+static void
+hook_stats(void *ctx, struct rg_stats *s)
+{
+	collect_stats(ctx, s);
+}
+
+static int
+hook_reload(void *ctx, struct json *j)
+{
+	return reload(ctx, j);
+}
+
+static unsigned
+hook_engines(void *ctx, struct engine **out, unsigned max)
+{
+	const struct daemon *d = ctx;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < d->started && n < max; i++)
+		if (!atomic_load(&d->workers[i].done))
+			out[n++] = d->workers[i].run.eng;
+	return n;
+}
+
+/* rstguardctl metrics: exactly the text of the textfile and the HTTP listener. */
+static size_t
+hook_metrics(void *ctx, char *buf, size_t len)
+{
+	struct rg_stats *s = calloc(1, sizeof(*s));
+	size_t n;
+
+	if (s == NULL)
+		return 0;
+	collect_stats(ctx, s);
+	n = MET_Format(s, buf, len);
+	free(s);
+	return n < len ? n : 0;
+}
+
+/* The control socket, then the privilege drop (cfg->user). Returns 0, or 1 (logged). */
+static int
+open_control(struct daemon *d)
+{
+	const struct config *cfg = d->cfg;
+	struct ctl_hooks h = {
+		.ctx = d, .status = hook_status, .stats = hook_stats, .reload = hook_reload,
+		.engines = hook_engines, .metrics = hook_metrics,
+	};
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	int drop = cfg->user && cfg->user[0] != '\0';
+
+	if (drop && PRIV_Lookup(cfg->user, &uid, &gid) < 0)
+		return 1;
+	if (drop && geteuid() != 0) {
+		if (geteuid() == uid)
+			drop = 0;   /* already that user (systemd's User=) */
+		else {
+			log_warnx("user %s is set but rstguard was not started as root or as that user", cfg->user);
+			return 1;
+		}
+	}
+	/* The packet path matters more than the socket: without it the daemon still guards the
+	 * traffic (another daemon may hold the default path, in tests or a second instance). */
+	if (CTL_Open(cfg->control_socket, cfg->control_group, drop ? uid : (uid_t)-1, &h) < 0)
+		log_warnx("control socket %s not available: running without it", cfg->control_socket);
+	if (drop && PRIV_Drop(uid, gid) < 0)
+		return 1;
+	return 0;
+}
+
 /* Start-up of the daemon proper: signals, one engine and queue per packet thread, the threads.
  * Returns 0, or 1 when a queue or a thread could not be had (what started is shut down). */
 static int
@@ -558,6 +700,10 @@ start_up(struct daemon *d, const uint8_t seed[16])
 			break;
 		}
 	}
+	/* The control socket, then the drop to cfg->user: after everything that needs root, before
+	 * the packet threads start (capabilities are per thread). */
+	if (rc == 0)
+		rc = open_control(d);
 	for (unsigned i = 0; rc == 0 && i < d->n; i++) {
 		if (pthread_create(&d->workers[i].thread, NULL, worker_main, &d->workers[i]) != 0) {
 			log_warnx("cannot start the thread of queue %u", cfg->queue_num + i);
@@ -585,13 +731,18 @@ static void
 control_loop(struct daemon *d)
 {
 	while (!got_term) {
-		struct pollfd pfd = { .fd = EV_WakeFd(), .events = POLLIN };
-		struct timespec to = { .tv_sec = 0, .tv_nsec = CONTROL_POLL_MS * 1000000L };
+		struct pollfd pfd[1 + 1 + CTL_MAX_CLIENTS] = { { .fd = EV_WakeFd(), .events = POLLIN } };
+		unsigned nc = CTL_PollFds(pfd + 1, 1 + CTL_MAX_CLIENTS);
+		int ms = CTL_PollTimeoutMs(CONTROL_POLL_MS);
+		struct timespec to = { .tv_sec = 0, .tv_nsec = ms * 1000000L };
 
-		ppoll(&pfd, 1, &to, &d->waitmask);
+		if (ppoll(pfd, 1 + nc, &to, &d->waitmask) < 0)
+			for (unsigned i = 0; i < 1 + nc; i++)
+				pfd[i].revents = 0;   /* a signal: nothing to read */
+		CTL_Serve(pfd + 1, nc);
 		if (got_hup) {
 			got_hup = 0;
-			reload(d->cli, &d->cfg, &d->retired, d->workers, d->started);
+			reload(d, NULL);
 		}
 		if (got_usr1) {
 			got_usr1 = 0;
@@ -714,6 +865,7 @@ run_daemon(const struct cli *cli, struct config *cfg)
 	if (rc == 0)
 		control_loop(&d);
 	shut_down(&d);
+	CTL_Close();   /* after the packet threads: a query they held is freed now */
 	return rc;
 }
 

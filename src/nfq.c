@@ -534,6 +534,7 @@ NFQ_Run(struct nfq_worker *w)
 			NFQ_Now(&now);
 		ENG_SetTime(eng, &now);
 		ENG_Tick(eng);
+		ENG_ServeQuery(eng);   /* rstguardctl flows, timeouts: a bounded chunk */
 		send_verdicts(q);   /* held packets whose wait ended in the tick */
 	}
 	/* Give a verdict to everything already delivered to us before unbinding: the kernel drops

@@ -6,7 +6,8 @@
 # namespaces (client - gw - router - server, tests/lib/netns.sh), runs rstguard on the gateway in
 # detect mode with its events printed here as they are written, and makes real traffic with a
 # headline before each step: genuine RSTs, then an on-path injector's forged RST, flagged in
-# detect mode and dropped after a restart in enforce mode (the transfer completes). Everything lives in the namespaces and is deleted at the end, also
+# detect mode and dropped after a restart in enforce mode (the transfer completes), then asks the
+# running daemon for its counters and flows with rstguardctl. Everything lives in the namespaces and is deleted at the end, also
 # on Ctrl-C or failure: nothing is left in the root namespace (no links, routes, rules, sysctls).
 #
 # Environment: RSTGUARD=/path/to/rstguard uses that binary and skips the build.
@@ -54,6 +55,8 @@ if [ -z "${RSTGUARD:-}" ]; then
 	fi
 	RSTGUARD=$bin
 fi
+RSTGUARDCTL=$(dirname "$RSTGUARD")/rstguardctl
+[ -x "$RSTGUARDCTL" ] || die "rstguardctl not found next to $RSTGUARD"
 export RSTGUARD RG_SRCDIR=$ROOT
 
 # shellcheck source=lib/netns.sh
@@ -147,7 +150,11 @@ note "answers the server's next segment with a genuine RST (closed_socket)"
 
 say "restarting rstguard in enforce mode: rstguard -m enforce -e -"
 rg_daemon_stop 5 >/dev/null
-rg_daemon_start -m enforce -e - || die "rstguard did not start"
+# Its control socket in the demo's temporary directory (the default, /run/rstguard/rstguard.sock,
+# may belong to another rstguard on this machine).
+SOCK=$RG_TMP/rstguard.sock
+printf 'control = { socket = "%s"; };\n' "$SOCK" >"$RG_TMP/demo.conf"
+rg_daemon_start -c "$RG_TMP/demo.conf" -m enforce -e - || die "rstguard did not start"
 
 say "the same injection in enforce mode: the forged RST is dropped, the transfer completes"
 if inject 5006 complete; then
@@ -155,6 +162,15 @@ if inject 5006 complete; then
 else
 	note "the transfer did not complete: $(cat "$RG_TMP/fetch5006.json")"
 fi
+
+say "asking the running daemon: rstguardctl stats (every counter, the kernel's queue counters too)"
+for _ in $(seq 1 20); do [ -S "$SOCK" ] && break; sleep 0.1; done
+timeout 10 "$RSTGUARDCTL" -S "$SOCK" stats | sed 's/^/     | /'
+note "forged: detected 1, dropped 1: the injected RST of the enforce run (this daemon's counters)"
+
+say "rstguardctl flows: the live table, most recent first, with each side's TTL / IP ID baselines"
+timeout 10 "$RSTGUARDCTL" -S "$SOCK" flows --limit 10 | sed 's/^/     | /'
+note "the forged RST claimed TTL 40 while the server's packets arrive with 63: that is the ttl signal"
 
 say "stopping rstguard (SIGTERM): it reports the flows it still tracks"
 flows_before=$(rg_events_count "$EV" flow)

@@ -21,6 +21,12 @@
 #             `.BR name " weight"` under detector in man/rstguard.conf.5 (and no other entry may
 #             be there), be listed under the rst object's evidence field in man/rstguard.8, and be
 #             named in docs/detection.md.
+#   rstguardctl  the `longopts` table and getopt_long string of src/rstguardctl.c, its commands
+#             (the `simple` list of build_request, plus flows) and the flows options (the
+#             strcmp(argv[i], "--x") of build_request): each option must be an entry of OPTIONS
+#             in man/rstguardctl.8 and a line of `rstguardctl --help`, each command an entry of
+#             COMMANDS and a line of --help, each flows option named in the flows entry and in
+#             --help; and nothing documented that the code lacks.
 #
 # When an extraction finds nothing (a table renamed or reshaped), the test bails out rather than
 # pass on an empty list: update the patterns here along with the code.
@@ -33,12 +39,15 @@ MAIN_C=$RG_SRCDIR/src/main.c
 CONFIG_C=$RG_SRCDIR/src/config.c
 RST_C=$RG_SRCDIR/src/rst.c
 MAN8=$RG_SRCDIR/man/rstguard.8
+CTL_C=$RG_SRCDIR/src/rstguardctl.c
+MANCTL=$RG_SRCDIR/man/rstguardctl.8
+RSTGUARDCTL=${RSTGUARDCTL:-$(dirname "$RSTGUARD")/rstguardctl}
 MAN5=$RG_SRCDIR/man/rstguard.conf.5
 DETECTION_MD=$RG_SRCDIR/docs/detection.md
 
 rg_require_daemon
 rg_init
-for f in "$MAIN_C" "$CONFIG_C" "$RST_C" "$MAN8" "$MAN5" "$DETECTION_MD"; do
+for f in "$MAIN_C" "$CONFIG_C" "$RST_C" "$MAN8" "$MAN5" "$DETECTION_MD" "$CTL_C" "$MANCTL"; do
 	[ -r "$f" ] || rg_bail "cannot read $f"
 done
 
@@ -84,6 +93,18 @@ OVERRIDE_MEMBERS=$(grep -o 'strcmp(mname, "[a-z_]*")' "$CONFIG_C" | sed 's/.*"\(
 CAUSES=$(sed -n '/cause_names\[[A-Z_]*\] = {/,/};/p' "$RST_C" | grep -o '"[a-z_]*"' | tr -d '"' | sort -u)
 SIGNALS=$(sed -n 's/.*\[RST_EV_[A-Z_]*\] = { *"\([a-z_]*\)", *\([0-9]*\),.*/\1 \2/p' "$RST_C" | sort -u)
 
+# rstguardctl: options, commands, flows options.
+CTL_LONGOPTS=$(sed -n '/struct option longopts\[\] = {/,/};/p' "$CTL_C" |
+	sed -n 's/^[[:space:]]*{ *"\([a-zA-Z0-9-]*\)".*/--\1/p' | sort -u)
+CTL_SHORTOPTS=$(grep -o 'getopt_long([^"]*"[^"]*"' "$CTL_C" | sed 's/.*"\([^"]*\)"$/\1/' |
+	tr -d ':+' | fold -w1 | sed 's/^/-/' | sort -u)
+CTL_COMMANDS=$( (sed -n 's/.*simple\[\] = {\(.*\)NULL };.*/\1/p' "$CTL_C" | grep -o '"[a-z]*"' | tr -d '"'
+	grep -o 'strcmp(cmd, "[a-z]*") != 0' "$CTL_C" | sed 's/.*"\([a-z]*\)".*/\1/') | sort -u)
+CTL_FLOWOPTS=$(grep -o 'strcmp(argv\[i\], "--[a-z]*")' "$CTL_C" | sed 's/.*"\(--[a-z]*\)".*/\1/' | sort -u)
+
+[ -n "$CTL_LONGOPTS" ] || rg_bail "no long options found in $CTL_C (longopts table moved?)"
+[ "$(wc -l <<<"$CTL_COMMANDS")" -ge 6 ] || rg_bail "no commands found in $CTL_C (build_request reshaped?)"
+[ -n "$CTL_FLOWOPTS" ] || rg_bail "no flows options found in $CTL_C"
 [ -n "$LONGOPTS" ] || rg_bail "no long options found in $MAIN_C (longopts table moved?)"
 [ -n "$SHORTOPTS" ] || rg_bail "no short options found in $MAIN_C (getopt_long string moved?)"
 [ "$(wc -l <<<"$KEYS")" -ge 10 ] || rg_bail "no configuration keys found in $CONFIG_C (key tables moved?)"
@@ -143,7 +164,8 @@ N_KEYS=$(count "$KEYS")
 N_MEMBERS=$(count "$OVERRIDE_MEMBERS")
 N_CAUSES=$(count "$CAUSES")
 N_SIGNALS=$(count "$SIGNALS")
-rg_plan $((2 * N_LONG + 2 * N_SHORT + 2 + N_KEYS + 1 + N_MEMBERS + 2 * N_CAUSES + 1 + 3 * N_SIGNALS + 1))
+N_CTL=$(( $(count "$CTL_LONGOPTS") + $(count "$CTL_SHORTOPTS") + $(count "$CTL_COMMANDS") + $(count "$CTL_FLOWOPTS") ))
+rg_plan $((2 * N_LONG + 2 * N_SHORT + 2 + N_KEYS + 1 + N_MEMBERS + 2 * N_CAUSES + 1 + 3 * N_SIGNALS + 1 + 2 * N_CTL + 3))
 
 # in_list WORD LIST: is WORD a line of LIST?
 in_list() {
@@ -244,3 +266,57 @@ while read -r name weight; do
 	fi
 done <<<"$SIGNALS"
 no_extras "$MAN5_SIGNALS" "$SIGNALS" "every signal entry in rstguard.conf(5) is in src/rst.c, with its weight"
+
+# ---- rstguardctl
+
+CTL_HELP=$RG_TMP/ctl-help.out
+timeout 10 "$RSTGUARDCTL" --help >"$CTL_HELP" 2>&1 || rg_bail "$RSTGUARDCTL --help failed"
+MANCTL_OPTIONS=$(section "$MANCTL" OPTIONS | tp_heads | options_in)
+CTL_HELP_OPTIONS=$(sed -n '/^commands:/q; p' "$CTL_HELP" | grep -E '^ +-' | sed -e 's/^ *//' -e 's/  .*//' | options_in)
+MANCTL_COMMANDS=$(section "$MANCTL" COMMANDS | tp_heads | sed -n 's/^\.B \([a-z]*\).*/\1/p' | sort -u)
+CTL_HELP_COMMANDS=$(sed -n '/^commands:/,/^$/p' "$CTL_HELP" | sed -n 's/^  \([a-z][a-z]*\).*/\1/p' | sort -u)
+MANCTL_FLOWS=$(section "$MANCTL" COMMANDS | awk '/^\.TP$/ { if ((getline l) > 0) on = (l ~ /^\.B flows/); if (on) print l; next } on')
+CTL_HELP_FLOWS=$(grep -E '^  flows' "$CTL_HELP")
+
+for o in $CTL_LONGOPTS $CTL_SHORTOPTS; do
+	if in_list "$o" "$MANCTL_OPTIONS"; then
+		rg_pass "rstguardctl option $o has an entry in OPTIONS of rstguardctl(8)"
+	else
+		rg_fail "rstguardctl option $o has an entry in OPTIONS of rstguardctl(8)" "add it to man/rstguardctl.8"
+	fi
+	if in_list "$o" "$CTL_HELP_OPTIONS"; then
+		rg_pass "rstguardctl option $o is listed by rstguardctl --help"
+	else
+		rg_fail "rstguardctl option $o is listed by rstguardctl --help" "add it to usage() in src/rstguardctl.c"
+	fi
+done
+no_extras "$MANCTL_OPTIONS" "$(printf '%s\n%s\n' "$CTL_LONGOPTS" "$CTL_SHORTOPTS")" \
+	"every option in OPTIONS of rstguardctl(8) exists in src/rstguardctl.c"
+for c in $CTL_COMMANDS; do
+	if in_list "$c" "$MANCTL_COMMANDS"; then
+		rg_pass "rstguardctl command $c has an entry in COMMANDS of rstguardctl(8)"
+	else
+		rg_fail "rstguardctl command $c has an entry in COMMANDS of rstguardctl(8)"
+	fi
+	if in_list "$c" "$CTL_HELP_COMMANDS"; then
+		rg_pass "rstguardctl command $c is listed by rstguardctl --help"
+	else
+		rg_fail "rstguardctl command $c is listed by rstguardctl --help"
+	fi
+done
+no_extras "$(printf '%s\n%s\n' "$MANCTL_COMMANDS" "$CTL_HELP_COMMANDS")" "$CTL_COMMANDS" \
+	"every command rstguardctl(8) and --help list exists in src/rstguardctl.c"
+for o in $CTL_FLOWOPTS; do
+	if has_word "$o" "$(norm <<<"$MANCTL_FLOWS")"; then
+		rg_pass "flows option $o is described under flows in rstguardctl(8)"
+	else
+		rg_fail "flows option $o is described under flows in rstguardctl(8)"
+	fi
+	if has_word "$o" "$CTL_HELP_FLOWS"; then
+		rg_pass "flows option $o is listed by rstguardctl --help"
+	else
+		rg_fail "flows option $o is listed by rstguardctl --help"
+	fi
+done
+no_extras "$(norm <<<"$MANCTL_FLOWS" | grep -oE -- '--[a-z]+' | sort -u)" "$CTL_FLOWOPTS" \
+	"every flows option rstguardctl(8) names exists in src/rstguardctl.c"

@@ -9,7 +9,7 @@ set -u
 srcdir=${RG_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 builddir=${RG_BUILDDIR:-$srcdir}
 corpus=$srcdir/fuzz/corpus
-targets=(packet engine offline config nfq)
+targets=(packet engine offline config nfq control)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rg-fuzz-replay.XXXXXX") || { echo "Bail out! mktemp"; exit 1; }
 trap 'rm -rf "$tmp"' EXIT

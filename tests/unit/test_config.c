@@ -1524,6 +1524,9 @@ static const struct { const char *path, *value; } other_values[] = {
 #endif
 	{ "metrics.textfile", "\"/var/lib/node-exporter/rstguard.prom\"" },
 	{ "evidence.dir", "\"/var/lib/rstguard/evidence\"" },
+	{ "control.socket", "\"/run/rstguard/other.sock\"" },
+	{ "control.group", "\"adm\"" },
+	{ "user", "\"nobody\"" },
 };
 
 /* A value of key k other than its default, as file text; NULL when none is known. */
