@@ -234,6 +234,18 @@ stats_json(struct json *j, const struct rg_stats *s)
 	JSON_U64(j, "revised", e->rst_revised);
 	JSON_U64(j, "tombstones_full", e->tombstones_full);
 	JSON_ObjectClose(j);
+	JSON_ObjectOpen(j, "hold_ms");   /* held RSTs by hold time: bucket upper bounds in ms */
+	for (unsigned b = 0; b < ENG_HOLD_BUCKETS; b++) {
+		char le[16];
+
+		if (b < ENG_HOLD_BUCKETS - 1)
+			snprintf(le, sizeof(le), "le_%u", ENG_HoldBucketsMs[b]);
+		else
+			snprintf(le, sizeof(le), "more");
+		JSON_U64(j, le, e->hold_ms_bucket[b]);
+	}
+	JSON_U64(j, "sum", e->hold_ms_sum);
+	JSON_ObjectClose(j);
 	JSON_ObjectOpen(j, "confirm");
 	JSON_U64(j, "sent", e->confirm_sent);
 	JSON_U64(j, "answered_ack", e->confirm_ack);
@@ -253,6 +265,24 @@ stats_json(struct json *j, const struct rg_stats *s)
 	JSON_U64(j, "answered_rst", e->probes_rst);
 	JSON_U64(j, "rate_limited", e->probes_rate_limited);
 	JSON_U64(j, "errors", e->probe_errors);
+	JSON_ObjectClose(j);
+	JSON_ObjectOpen(j, "nat");
+	JSON_U64(j, "lookups", e->nat_lookups);
+	JSON_U64(j, "hits", e->nat_hits);
+	JSON_U64(j, "misses", e->nat_misses);
+	JSON_U64(j, "errors", e->nat_errors);
+	JSON_U64(j, "skipped", e->nat_skipped);
+	JSON_U64(j, "joined", e->nat_joined);
+	JSON_U64(j, "other_half_unseen", e->nat_unjoined);
+	JSON_U64(j, "unmapped", e->nat_unmapped);
+	JSON_U64(j, "aliases", e->nat_aliases);
+	JSON_U64(j, "aliases_full", e->nat_aliases_full);
+	JSON_ObjectClose(j);
+	JSON_ObjectOpen(j, "evidence");
+	JSON_U64(j, "written", e->evidence_written);
+	JSON_U64(j, "skipped", e->evidence_skipped);
+	JSON_U64(j, "errors", e->evidence_errors);
+	JSON_U64(j, "removed_bytes", e->evidence_removed_bytes);
 	JSON_ObjectClose(j);
 	JSON_ObjectOpen(j, "events");
 	JSON_U64(j, "written", s->ev.written);
