@@ -245,6 +245,12 @@ static const struct cfg_key policy_keys[] = {
 	END_KEYS
 };
 
+static const struct cfg_key rules_keys[] = {
+	BOOL_KEY("install", rules_install, .def = 0, .restart = "rules.install",
+	    .doc = "add the queue rules in chain RSTGUARD of the raw table at start, remove them at exit"),
+	END_KEYS
+};
+
 static const struct cfg_key top_keys[] = {
 	STRING_KEY("mode", set_mode, mode, .def_str = "detect",
 	    .doc = "detect: only report suspicious RSTs; enforce: also drop the forged ones"),
@@ -255,6 +261,7 @@ static const struct cfg_key top_keys[] = {
 	GROUP_KEY("eviction", eviction_keys),
 	GROUP_KEY("detector", detector_keys),
 	GROUP_KEY("policy", policy_keys),
+	GROUP_KEY("rules", rules_keys),
 	END_KEYS
 };
 

@@ -101,6 +101,9 @@ struct config {
 	/* policy: what enforce mode drops */
 	struct config_policy policy;
 
+	/* rules: the queue rules rstguard adds itself */
+	int rules_install;         /* add chain RSTGUARD at start, remove it at exit */
+
 	/* Where the file was read from, for messages ("" when defaults only). */
 	char *source;
 };

@@ -20,6 +20,7 @@
 #include "nfq.h"
 #include "notify.h"
 #include "offline.h"
+#include "rules.h"
 
 #define EVENT_RING_BYTES (1u << 20)
 #define CONTROL_POLL_MS 200
@@ -35,6 +36,7 @@ struct cli {
 	int check_only;
 	const char *read_file;           /* offline analysis of a capture */
 	enum summary_format summary;
+	int print_rules, install_rules;
 };
 
 /* A packet thread, as the control thread sees it. */
@@ -53,6 +55,7 @@ struct daemon {
 	struct worker *workers;
 	unsigned n;                /* queues */
 	unsigned started;          /* threads started */
+	int rules_added;           /* chain RSTGUARD added (removed at exit) */
 	sigset_t waitmask;         /* the signals the control thread takes, in ppoll */
 };
 
@@ -77,7 +80,8 @@ usage(FILE *out)
 {
 	fprintf(out,
 		"usage: rstguard [-c FILE] [-q NUM] [-m detect|enforce] [-e PATH] [--idle-timeout SECONDS]\n"
-		"                [--keepalive] [-t|--check-config] [-V|--version] [-h|--help]\n"
+		"                [--keepalive] [--install-rules] [-t|--check-config] [-V|--version] [-h|--help]\n"
+		"       rstguard --print-rules [-c FILE] [-q NUM]\n"
 		"       rstguard -r CAPTURE [--summary text|json] [-c FILE] [-m MODE] [-e PATH] ...\n"
 		"\n"
 		"  -c, --config FILE        libconfig file (default: built-in settings)\n"
@@ -86,6 +90,8 @@ usage(FILE *out)
 		"  -e, --events PATH        JSON-lines event file, - for standard output\n"
 		"      --idle-timeout SECS  idle timeout of the middlebox beyond the gateway (0: none)\n"
 		"      --keepalive          keep idle flows alive with keepalive probes\n"
+		"      --print-rules        print the queue rules (iptables, ip6tables, nft) and exit\n"
+		"      --install-rules      add the queue rules at start, remove them at exit\n"
 		"  -r, --read FILE          analyse a pcap/pcapng capture (- for stdin) instead of a queue\n"
 		"      --summary FORMAT     summary after -r on stderr: text (default) or json\n"
 		"  -t, --check-config       check the configuration and exit\n"
@@ -113,7 +119,7 @@ parse_uint(const char *s, unsigned long lo, unsigned long hi, uint32_t *out)
 static void
 parse_args(int argc, char **argv, struct cli *cli)
 {
-	enum { OPT_IDLE = 256, OPT_KEEPALIVE, OPT_SUMMARY };
+	enum { OPT_IDLE = 256, OPT_KEEPALIVE, OPT_SUMMARY, OPT_PRINT_RULES, OPT_INSTALL_RULES };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "queue", required_argument, NULL, 'q' },
@@ -126,6 +132,8 @@ parse_args(int argc, char **argv, struct cli *cli)
 		{ "summary", required_argument, NULL, OPT_SUMMARY },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "print-rules", no_argument, NULL, OPT_PRINT_RULES },
+		{ "install-rules", no_argument, NULL, OPT_INSTALL_RULES },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint32_t v;
@@ -188,6 +196,12 @@ parse_args(int argc, char **argv, struct cli *cli)
 				exit(2);
 			}
 			break;
+		case OPT_PRINT_RULES:
+			cli->print_rules = 1;
+			break;
+		case OPT_INSTALL_RULES:
+			cli->install_rules = 1;
+			break;
 		case 'V':
 			printf("rstguard %s\n", PACKAGE_VERSION);
 			exit(0);
@@ -229,6 +243,8 @@ build_config(const struct cli *cli, struct config *cfg, struct config_errors *er
 		cfg->idle_timeout = cli->idle_timeout;
 	if (cli->keepalive)
 		cfg->keepalive = 1;
+	if (cli->install_rules)
+		cfg->rules_install = 1;
 	if (rc == 0 && CFG_Validate(cfg, errs) != 0)
 		rc = -1;
 	return errs->count ? -1 : rc;
@@ -419,6 +435,14 @@ start_up(struct daemon *d, const uint8_t seed[16])
 			break;
 		}
 	}
+	/* The rules go in once the queues are bound: with --queue-bypass, a packet matched before
+	 * that would pass unseen. */
+	if (rc == 0 && cfg->rules_install) {
+		if (RULES_Install(cfg, NULL) < 0)
+			rc = 1;
+		else
+			d->rules_added = 1;
+	}
 	for (unsigned i = 0; rc == 0 && i < d->n; i++) {
 		if (pthread_create(&d->workers[i].thread, NULL, worker_main, &d->workers[i]) != 0) {
 			log_warnx("cannot start the thread of queue %u", cfg->queue_num + i);
@@ -463,6 +487,11 @@ static void
 shut_down(struct daemon *d)
 {
 	NOTIFY_Send("STOPPING=1");
+	/* No new packets reach the queues once the rules are gone. */
+	if (d->rules_added) {
+		RULES_Remove();
+		log_info("rules: removed chain %s", RULES_CHAIN);
+	}
 	atomic_store(&ctl.stop, 1);
 	/* Keep draining events while the threads give their last verdicts and end their flows. */
 	for (;;) {
@@ -566,6 +595,12 @@ main(int argc, char **argv)
 		return 1;
 	}
 	CFG_FreeErrors(&errs);
+	if (cli.print_rules) {
+		RULES_Print(cfg, RULES_DEFAULT_PIN, stdout);
+		CFG_Free(cfg);
+		free(cfg);
+		return 0;
+	}
 	if (cli.check_only) {
 		printf("configuration OK\n");
 		CFG_Free(cfg);
