@@ -96,6 +96,7 @@ static const char *set_log_level(struct config *cfg, const char *s);
 static const char *set_action_injected(struct config *cfg, const char *s);
 static const char *set_action_invalid_seq(struct config *cfg, const char *s);
 static const char *set_probe_side(struct config *cfg, const char *s);
+static const char *set_fastpath_pin_dir(struct config *cfg, const char *s);
 
 static const struct cfg_key queue_keys[] = {
 	INT_KEY("num", queue_num, .def = 0, .lo = 0, .hi = 65535, .id = F_QUEUE_NUM, QUEUE_RESTART,
@@ -251,6 +252,15 @@ static const struct cfg_key rules_keys[] = {
 	END_KEYS
 };
 
+static const struct cfg_key fastpath_keys[] = {
+	BOOL_KEY("enable", fastpath_enable, .def = 0, .restart = "fastpath.enable",
+	    .doc = "queue only the packets the daemon must see; the kernel keeps the flows' baselines"),
+	STRING_KEY("pin_dir", set_fastpath_pin_dir, fastpath_pin_dir, .def_str = "/sys/fs/bpf/rstguard",
+	    .heap = 1, .restart = "fastpath.pin_dir",
+	    .doc = "directory (on a bpffs, mounted if missing) where the selector and its maps are pinned"),
+	END_KEYS
+};
+
 static const struct cfg_key top_keys[] = {
 	STRING_KEY("mode", set_mode, mode, .def_str = "detect",
 	    .doc = "detect: only report suspicious RSTs; enforce: also drop the forged ones"),
@@ -262,6 +272,7 @@ static const struct cfg_key top_keys[] = {
 	GROUP_KEY("detector", detector_keys),
 	GROUP_KEY("policy", policy_keys),
 	GROUP_KEY("rules", rules_keys),
+	GROUP_KEY("fastpath", fastpath_keys),
 	END_KEYS
 };
 
@@ -315,6 +326,15 @@ set_events_path(struct config *cfg, const char *s)
 	if (*s == '\0')
 		return "a file name, or - for stdout";
 	replace_string(&cfg->events_path, s);
+	return NULL;
+}
+
+static const char *
+set_fastpath_pin_dir(struct config *cfg, const char *s)
+{
+	if (s[0] != '/' || strlen(s) > 1000)
+		return "an absolute directory path";
+	replace_string(&cfg->fastpath_pin_dir, s);
 	return NULL;
 }
 
@@ -603,6 +623,7 @@ CFG_Copy(struct config *dst, const struct config *src)
 	*dst = *src;   /* the policy's and eviction.overrides' fixed arrays are copied by value */
 	dst->events_path = src->events_path ? xstrdup(src->events_path) : NULL;
 	dst->source = src->source ? xstrdup(src->source) : NULL;
+	dst->fastpath_pin_dir = src->fastpath_pin_dir ? xstrdup(src->fastpath_pin_dir) : NULL;
 }
 
 void
@@ -610,6 +631,8 @@ CFG_Free(struct config *cfg)
 {
 	free(cfg->events_path);
 	cfg->events_path = NULL;
+	free(cfg->fastpath_pin_dir);
+	cfg->fastpath_pin_dir = NULL;
 	free(cfg->source);
 	cfg->source = NULL;
 }

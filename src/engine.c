@@ -9,6 +9,7 @@
 
 #include "engine.h"
 #include "eviction.h"
+#include "fastpath.h"
 #include "flow.h"
 #include "hold.h"
 #include "keepalive.h"
@@ -56,6 +57,7 @@ struct engine {
 	struct ka_sender probes;          /* keepalive and confirmation probes go out here */
 
 	struct engine_stats st;
+	struct fastpath *fp;              /* the kernel fast path, or NULL */
 };
 
 static inline enum wheel_id
@@ -145,6 +147,8 @@ end_flow(struct engine *e, uint32_t idx, enum rep_reason reason)
 {
 	struct flow *f = FLOW_Get(e->table, idx);
 
+	if (e->fp)
+		FP_SyncFlow(e->fp, f, -1, 0, e->base_mono_ns);
 	if (f->flags & FL_PENDING)
 		resolve_flow(e, idx, f);
 	EVI_Unwatch(&e->evi, idx, f);
@@ -667,6 +671,7 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 	struct flow *f;
 	enum tcp_state prev;
 	int found, probed;
+	uint8_t before;
 
 	e->st.packets++;
 	e->st.kind[pp->kind]++;
@@ -674,6 +679,9 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 		return RG_ACCEPT;
 
 	found = FLOW_LookupHashed(e->table, pk, pp->hash, &ref);
+	if (found && e->fp)
+		FP_SyncFlow(e->fp, ref.flow, ref.dir, (pk->flags & TCPF_RST) != 0, e->base_mono_ns);
+	before = found ? ref.flow->flags : 0;
 	if (pk->flags & TCPF_RST)
 		return handle_rst(e, found ? &ref : NULL, pk, pkt_id);
 
@@ -712,6 +720,8 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 	f->last_seen_ms = e->now.ms;
 	prev = TCP_Update(f, ref.dir, pk, e->now.us);
 	state_changed(e, ref.index, f, prev);
+	if (e->fp)
+		FP_Track(e->fp, f, before, e->now.mono_ns);
 	return RG_ACCEPT;
 }
 
@@ -722,6 +732,7 @@ expiry_due(void *ctx, uint32_t idx, uint32_t due_s)
 {
 	struct engine *e = ctx;
 	struct flow *f = FLOW_Get(e->table, idx);
+	int synced = e->fp ? (FP_SyncFlow(e->fp, f, -1, 0, e->base_mono_ns), 1) : 0;
 	uint32_t idle_ms = e->now.ms - f->last_seen_ms, deadline;
 	uint64_t timeout_ms = (uint64_t)TCP_StateTimeout(&e->cfg->timeout, f->state) * 1000;
 
@@ -735,6 +746,8 @@ expiry_due(void *ctx, uint32_t idx, uint32_t due_s)
 	deadline = e->now.s + (uint32_t)((timeout_ms - idle_ms + 999) / 1000);
 	if (e->cfg->keepalive && f->state == TCP_ESTABLISHED)
 		deadline = keepalive_due(e, idx, f, deadline);
+	if (synced)
+		FP_Track(e->fp, f, 0, e->now.mono_ns);
 	return deadline;
 }
 
@@ -930,6 +943,12 @@ ENG_AddStats(struct engine_stats *dst, const struct engine_stats *src)
 
 	for (size_t i = 0; i < sizeof(*dst) / sizeof(uint64_t); i++)
 		d[i] += s[i];
+}
+
+void
+ENG_SetFastPath(struct engine *e, struct fastpath *fp)
+{
+	e->fp = fp;
 }
 
 void

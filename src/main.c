@@ -16,6 +16,7 @@
 #include "config.h"
 #include "engine.h"
 #include "event.h"
+#include "fastpath.h"
 #include "log.h"
 #include "nfq.h"
 #include "notify.h"
@@ -36,7 +37,8 @@ struct cli {
 	int check_only;
 	const char *read_file;           /* offline analysis of a capture */
 	enum summary_format summary;
-	int print_rules, install_rules;
+	int print_rules, install_rules, fast_path;
+	const char *pin_dir;             /* --fast-path=DIR */
 };
 
 /* A packet thread, as the control thread sees it. */
@@ -56,6 +58,7 @@ struct daemon {
 	unsigned n;                /* queues */
 	unsigned started;          /* threads started */
 	int rules_added;           /* chain RSTGUARD added (removed at exit) */
+	struct fastpath *fp;       /* the kernel fast path, when on */
 	sigset_t waitmask;         /* the signals the control thread takes, in ppoll */
 };
 
@@ -80,7 +83,8 @@ usage(FILE *out)
 {
 	fprintf(out,
 		"usage: rstguard [-c FILE] [-q NUM] [-m detect|enforce] [-e PATH] [--idle-timeout SECONDS]\n"
-		"                [--keepalive] [--install-rules] [-t|--check-config] [-V|--version] [-h|--help]\n"
+		"                [--keepalive] [--install-rules] [--fast-path[=DIR]]\n"
+		"                [-t|--check-config] [-V|--version] [-h|--help]\n"
 		"       rstguard --print-rules [-c FILE] [-q NUM]\n"
 		"       rstguard -r CAPTURE [--summary text|json] [-c FILE] [-m MODE] [-e PATH] ...\n"
 		"\n"
@@ -92,6 +96,7 @@ usage(FILE *out)
 		"      --keepalive          keep idle flows alive with keepalive probes\n"
 		"      --print-rules        print the queue rules (iptables, ip6tables, nft) and exit\n"
 		"      --install-rules      add the queue rules at start, remove them at exit\n"
+		"      --fast-path[=DIR]    queue only what the daemon must see (eBPF selector pinned in DIR)\n"
 		"  -r, --read FILE          analyse a pcap/pcapng capture (- for stdin) instead of a queue\n"
 		"      --summary FORMAT     summary after -r on stderr: text (default) or json\n"
 		"  -t, --check-config       check the configuration and exit\n"
@@ -119,7 +124,7 @@ parse_uint(const char *s, unsigned long lo, unsigned long hi, uint32_t *out)
 static void
 parse_args(int argc, char **argv, struct cli *cli)
 {
-	enum { OPT_IDLE = 256, OPT_KEEPALIVE, OPT_SUMMARY, OPT_PRINT_RULES, OPT_INSTALL_RULES };
+	enum { OPT_IDLE = 256, OPT_KEEPALIVE, OPT_SUMMARY, OPT_PRINT_RULES, OPT_INSTALL_RULES, OPT_FAST_PATH };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "queue", required_argument, NULL, 'q' },
@@ -134,6 +139,7 @@ parse_args(int argc, char **argv, struct cli *cli)
 		{ "help", no_argument, NULL, 'h' },
 		{ "print-rules", no_argument, NULL, OPT_PRINT_RULES },
 		{ "install-rules", no_argument, NULL, OPT_INSTALL_RULES },
+		{ "fast-path", optional_argument, NULL, OPT_FAST_PATH },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint32_t v;
@@ -202,6 +208,14 @@ parse_args(int argc, char **argv, struct cli *cli)
 		case OPT_INSTALL_RULES:
 			cli->install_rules = 1;
 			break;
+		case OPT_FAST_PATH:
+			cli->fast_path = 1;
+			if (optarg && optarg[0] != '/') {
+				fprintf(stderr, "rstguard: --fast-path=DIR needs an absolute directory\n");
+				exit(2);
+			}
+			cli->pin_dir = optarg;
+			break;
 		case 'V':
 			printf("rstguard %s\n", PACKAGE_VERSION);
 			exit(0);
@@ -245,6 +259,12 @@ build_config(const struct cli *cli, struct config *cfg, struct config_errors *er
 		cfg->keepalive = 1;
 	if (cli->install_rules)
 		cfg->rules_install = 1;
+	if (cli->fast_path)
+		cfg->fastpath_enable = 1;
+	if (cli->pin_dir) {
+		free(cfg->fastpath_pin_dir);
+		cfg->fastpath_pin_dir = strdup(cli->pin_dir);
+	}
 	if (rc == 0 && CFG_Validate(cfg, errs) != 0)
 		rc = -1;
 	return errs->count ? -1 : rc;
@@ -321,7 +341,7 @@ reload(const struct cli *cli, struct config **cur, struct config **retired, stru
 }
 
 static void
-log_stats(struct worker *w, unsigned n)
+log_stats(struct worker *w, unsigned n, struct fastpath *fp)
 {
 	struct engine_stats es = { 0 }, one;
 	struct event_stats ev;
@@ -368,6 +388,15 @@ log_stats(struct worker *w, unsigned n)
 		 (unsigned long long)(ev.rate_dropped + ev.alert_rate_dropped),
 		 (unsigned long long)ev.alert_rate_dropped,
 		 (unsigned long long)ev.ring_dropped, (unsigned long long)ev.write_lost);
+	if (fp) {
+		struct fastpath_stats fs;
+
+		FP_GetStats(fp, &fs);
+		log_info("fast path: seen %llu, queued %llu (watched %llu, unknown flow %llu, unparsed %llu)",
+			 (unsigned long long)fs.seen, (unsigned long long)fs.queued,
+			 (unsigned long long)fs.watched, (unsigned long long)fs.unknown,
+			 (unsigned long long)fs.unparsed);
+	}
 }
 
 static void
@@ -437,8 +466,15 @@ start_up(struct daemon *d, const uint8_t seed[16])
 	}
 	/* The rules go in once the queues are bound: with --queue-bypass, a packet matched before
 	 * that would pass unseen. */
+	if (rc == 0 && cfg->fastpath_enable) {
+		d->fp = FP_Open(cfg->fastpath_pin_dir, cfg->flows_max);
+		if (d->fp == NULL)
+			rc = 1;
+		for (unsigned i = 0; d->fp && i < d->n; i++)
+			ENG_SetFastPath(d->workers[i].run.eng, d->fp);
+	}
 	if (rc == 0 && cfg->rules_install) {
-		if (RULES_Install(cfg, NULL) < 0)
+		if (RULES_Install(cfg, d->fp ? FP_ProgPin(d->fp) : NULL) < 0)
 			rc = 1;
 		else
 			d->rules_added = 1;
@@ -475,7 +511,7 @@ control_loop(struct daemon *d)
 		}
 		if (got_usr1) {
 			got_usr1 = 0;
-			log_stats(d->workers, d->started);
+			log_stats(d->workers, d->started, d->fp);
 		}
 		EV_Flush();
 	}
@@ -509,9 +545,10 @@ shut_down(struct daemon *d)
 		pthread_join(d->workers[i].thread, NULL);
 	EV_Flush();
 	if (d->started)
-		log_stats(d->workers, d->started);
+		log_stats(d->workers, d->started, d->fp);
 	for (unsigned i = 0; i < d->started; i++)
 		ENG_LogLearned(d->workers[i].run.eng);
+	FP_Close(d->fp);
 	for (unsigned i = 0; i < d->n; i++) {
 		if (i < d->started)
 			log_queue_stats(&d->workers[i].qstats, d->cfg->queue_num + i);
@@ -596,7 +633,10 @@ main(int argc, char **argv)
 	}
 	CFG_FreeErrors(&errs);
 	if (cli.print_rules) {
-		RULES_Print(cfg, RULES_DEFAULT_PIN, stdout);
+		char pin[1100];
+
+		snprintf(pin, sizeof(pin), "%s/selector", cfg->fastpath_pin_dir);
+		RULES_Print(cfg, pin, stdout);
 		CFG_Free(cfg);
 		free(cfg);
 		return 0;

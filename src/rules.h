@@ -10,9 +10,6 @@
 /* The chain rstguard owns, in the raw table of iptables and ip6tables. */
 #define RULES_CHAIN "RSTGUARD"
 
-/* Where the fast path pins its selector program by default (fastpath.pin_dir + "/selector"). */
-#define RULES_DEFAULT_PIN "/sys/fs/bpf/rstguard/selector"
-
 /* Print the queue rules for the configured queues in iptables, ip6tables and nft syntax, without
  * and with the fast path (pin: the pinned selector program's path; NULL prints only the form
  * without it). Every rule carries --queue-bypass (nft: bypass). */

@@ -10,6 +10,8 @@ PKGS=(
 	# build
 	build-essential autoconf automake libtool pkg-config
 	libnetfilter-queue-dev libmnl-dev libnfnetlink-dev libconfig-dev
+	# the fast path (optional: configure builds without it): clang (below) and libbpf
+	libbpf-dev
 	# fuzzing (./configure --enable-fuzz, .ci/run): clang and its libFuzzer runtime
 	# (libclang_rt.fuzzer-x86_64.a, which clang-14 only recommends)
 	clang libclang-rt-14-dev
