@@ -389,7 +389,7 @@ FP_Open(const char *pin_dir, uint32_t max_flows)
 {
 	(void)pin_dir;
 	(void)max_flows;
-	log_warnx("fast path not available in this build (configure found no clang or libbpf)");
+	log_warnx("fast path not available in this build (configured without clang and libbpf, or with --disable-fastpath)");
 	return NULL;
 }
 

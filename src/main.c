@@ -442,6 +442,13 @@ start_up(struct daemon *d, const uint8_t seed[16])
 	sigdelset(&d->waitmask, SIGHUP);
 	sigdelset(&d->waitmask, SIGUSR1);
 
+	/* The program is pinned before the queues are bound: a build or a system without it binds
+	 * nothing. */
+	if (cfg->fastpath_enable) {
+		d->fp = FP_Open(cfg->fastpath_pin_dir, cfg->flows_max);
+		if (d->fp == NULL)
+			return 1;
+	}
 	d->n = cfg->queue_count;
 	d->workers = calloc(d->n, sizeof(*d->workers));
 	if (d->workers == NULL)
@@ -466,13 +473,8 @@ start_up(struct daemon *d, const uint8_t seed[16])
 	}
 	/* The rules go in once the queues are bound: with --queue-bypass, a packet matched before
 	 * that would pass unseen. */
-	if (rc == 0 && cfg->fastpath_enable) {
-		d->fp = FP_Open(cfg->fastpath_pin_dir, cfg->flows_max);
-		if (d->fp == NULL)
-			rc = 1;
-		for (unsigned i = 0; d->fp && i < d->n; i++)
-			ENG_SetFastPath(d->workers[i].run.eng, d->fp);
-	}
+	for (unsigned i = 0; rc == 0 && d->fp && i < d->n; i++)
+		ENG_SetFastPath(d->workers[i].run.eng, d->fp);
 	if (rc == 0 && cfg->rules_install) {
 		if (RULES_Install(cfg, d->fp ? FP_ProgPin(d->fp) : NULL) < 0)
 			rc = 1;
