@@ -148,7 +148,7 @@ end_flow(struct engine *e, uint32_t idx, enum rep_reason reason)
 	struct flow *f = FLOW_Get(e->table, idx);
 
 	if (e->fp)
-		FP_SyncFlow(e->fp, f, -1, 0, e->base_mono_ns);
+		FP_SyncFlow(e->fp, f, -1, 0, e->base_mono_ns, e->now.mono_ns);
 	if (f->flags & FL_PENDING)
 		resolve_flow(e, idx, f);
 	EVI_Unwatch(&e->evi, idx, f);
@@ -680,7 +680,8 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 
 	found = FLOW_LookupHashed(e->table, pk, pp->hash, &ref);
 	if (found && e->fp)
-		FP_SyncFlow(e->fp, ref.flow, ref.dir, (pk->flags & TCPF_RST) != 0, e->base_mono_ns);
+		FP_SyncFlow(e->fp, ref.flow, ref.dir, (pk->flags & TCPF_RST) != 0, e->base_mono_ns,
+			    e->now.mono_ns);
 	before = found ? ref.flow->flags : 0;
 	if (pk->flags & TCPF_RST)
 		return handle_rst(e, found ? &ref : NULL, pk, pkt_id);
@@ -732,7 +733,7 @@ expiry_due(void *ctx, uint32_t idx, uint32_t due_s)
 {
 	struct engine *e = ctx;
 	struct flow *f = FLOW_Get(e->table, idx);
-	int synced = e->fp ? (FP_SyncFlow(e->fp, f, -1, 0, e->base_mono_ns), 1) : 0;
+	int synced = e->fp ? (FP_SyncFlow(e->fp, f, -1, 0, e->base_mono_ns, e->now.mono_ns), 1) : 0;
 	uint32_t idle_ms = e->now.ms - f->last_seen_ms, deadline;
 	uint64_t timeout_ms = (uint64_t)TCP_StateTimeout(&e->cfg->timeout, f->state) * 1000;
 

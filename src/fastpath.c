@@ -265,7 +265,8 @@ FP_Unwatch(struct fastpath *fp, const struct flow *f)
 }
 
 void
-FP_SyncFlow(struct fastpath *fp, struct flow *f, int pkt_dir, int is_rst, uint64_t base_ns)
+FP_SyncFlow(struct fastpath *fp, struct flow *f, int pkt_dir, int is_rst, uint64_t base_ns,
+	    uint64_t now_ns)
 {
 	uint64_t last = 0, at[2] = { 0, 0 }, data[2] = { 0, 0 };
 	int both = 0;
@@ -340,6 +341,8 @@ FP_SyncFlow(struct fastpath *fp, struct flow *f, int pkt_dir, int is_rst, uint64
 			f->dir[!l].flags &= (uint16_t)~FD_LASTDATA;
 		}
 	}
+	if (last > now_ns)
+		last = now_ns;
 	if (last > base_ns) {
 		uint32_t ms = (uint32_t)((last - base_ns) / 1000000ULL);
 
@@ -423,13 +426,15 @@ FP_Unwatch(struct fastpath *fp, const struct flow *f)
 }
 
 void
-FP_SyncFlow(struct fastpath *fp, struct flow *f, int pkt_dir, int is_rst, uint64_t base_ns)
+FP_SyncFlow(struct fastpath *fp, struct flow *f, int pkt_dir, int is_rst, uint64_t base_ns,
+	    uint64_t now_ns)
 {
 	(void)fp;
 	(void)f;
 	(void)pkt_dir;
 	(void)is_rst;
 	(void)base_ns;
+	(void)now_ns;
 }
 
 void

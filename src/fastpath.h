@@ -45,10 +45,12 @@ void FP_Unwatch(struct fastpath *fp, const struct flow *f);
 
 /* Bring f up to date with what the kernel saw of it and did not queue (sequence and
  * acknowledgement numbers, window, TTL, IP ID, TSval, packets, bytes, and last_seen_ms, counted
- * in milliseconds from base_ns). pkt_dir: the direction of the packet the daemon is about to
+ * in milliseconds from base_ns, never later than now_ns, the engine's clock: packets that came
+ * in since it was read must not make idle times negative). pkt_dir: the direction of the packet the daemon is about to
  * process (the kernel has already counted it unless it is a RST: is_rst), or -1 from a timer.
  * Cheap when the daemon saw every packet of the flow so far (no system call then). */
-void FP_SyncFlow(struct fastpath *fp, struct flow *f, int pkt_dir, int is_rst, uint64_t base_ns);
+void FP_SyncFlow(struct fastpath *fp, struct flow *f, int pkt_dir, int is_rst, uint64_t base_ns,
+		 uint64_t now_ns);
 
 /* Keep the kernel queueing every packet of f while the daemon needs to see them all (a RST
  * awaiting judgement, keepalive probes in flight, a resumption being watched): sets or renews a

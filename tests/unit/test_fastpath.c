@@ -149,7 +149,7 @@ main(void)
 	f.dir[0].pkts = 4;
 	f.dir[1].next_seq = 5001;
 	f.dir[1].pkts = 1;
-	FP_SyncFlow(fp, &f, -1, 0, 0);
+	FP_SyncFlow(fp, &f, -1, 0, 0, mono_ns());
 	TAP_EQ_U(f.dir[0].next_seq, 1401, "sync: next_seq covers the unqueued data");
 	TAP_EQ_U(f.dir[0].last_ack, 5301, "sync: last ACK");
 	TAP_EQ_U(f.dir[0].ttl_last, 61, "sync: TTL of the last packet");
@@ -203,7 +203,7 @@ main(void)
 	TAP_EQ_U(run(&c6, NULL), 1, "IPv6 RST: queued");
 	flow_for(&c6, &f6);
 	f6.dir[0].pkts = 4;
-	FP_SyncFlow(fp, &f6, -1, 0, 0);
+	FP_SyncFlow(fp, &f6, -1, 0, 0, mono_ns());
 	TAP_EQ_U(f6.dir[0].next_seq, 151, "the RST did not move the sender's next_seq");
 	c6.flags = TCPF_ACK;
 	c6.seq = 151;
