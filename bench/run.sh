@@ -16,6 +16,9 @@
 #   enforce       rstguard -m enforce -e /dev/null
 #   idle          rstguard -m enforce --keepalive --idle-timeout 300 with PRELOAD (100k) idle
 #                 connections open through it (without --keepalive if the daemon refuses it)
+#   detect-fp     rstguard -m detect --fast-path --install-rules (docs/fastpath.md; not in the
+#   enforce-fp    default rows) and the same in enforce mode: the daemon adds its own rule, with
+#                 the bpf match, in chain RSTGUARD
 # under each workload:
 #   bulk1 / bulk4 iperf3 -t SECONDS, one stream / -P 4, veth offloads on (their defaults)
 #   mtu           iperf3 one stream, TSO/GSO/GRO off on every veth: MTU-sized packets
@@ -285,8 +288,9 @@ rule_add() {
 
 rule_clear() { gw iptables -w 5 -t raw -F PREROUTING; }
 
-# Packets that reached the queue rule (fail-open bypasses included).
-rule_pkts() { gw iptables -w 5 -t raw -L PREROUTING -v -x -n | awk '/NFQUEUE/ {s += $1} END {print s + 0}'; }
+# Packets that reached the queue rule (fail-open bypasses included; with the fast path, those its
+# match sent to the queue, in rstguard's own chain).
+rule_pkts() { gw iptables -w 5 -t raw -L -v -x -n | awk '/NFQUEUE/ {s += $1} END {print s + 0}'; }
 
 # "QUEUE_DROPPED USER_DROPPED ID_SEQUENCE" summed over our queues, then the id sequence per queue.
 queue_counters() {
@@ -346,6 +350,15 @@ consumer_start() {
 		log "$kind did not bind its queue(s): $(tail -n 3 "$CONS_LOG" | tr '\n' ' ')"
 		stop_pid "$CONS_PID" 10
 		CONS_PID=""
+		return 1
+	fi
+	if [ "${CONS_SELF_RULES:-0}" = 1 ]; then
+		# --install-rules: the daemon adds its chain once its program is pinned.
+		for i in $(seq 1 50); do
+			gw iptables -w 5 -t raw -S RSTGUARD 2>/dev/null | grep -q NFQUEUE && return 0
+			sleep 0.1
+		done
+		log "$kind did not add its rules: $(tail -n 3 "$CONS_LOG" | tr '\n' ' ')"
 		return 1
 	fi
 	rule_add || { log "could not add the NFQUEUE rule"; return 1; }
@@ -637,6 +650,9 @@ start_config() {
 	noq) consumer_start noq ;;
 	accept-pp | accept-batch) consumer_start "$cfg" ;;
 	detect) consumer_start detect -m detect -e /dev/null ;;
+	detect-fp | enforce-fp)
+		CONS_SELF_RULES=1
+		consumer_start "$cfg" -m "${cfg%-fp}" -e /dev/null --fast-path --install-rules ;;
 	enforce | mq-1q) consumer_start "$cfg" -m enforce -e /dev/null ;;
 	mq-2q)
 		CONS_QUEUES=2
@@ -661,6 +677,7 @@ stop_config() {
 	consumer_stop
 	[ "$1" = idle ] && preload_down
 	CONS_QUEUES=1
+	CONS_SELF_RULES=0
 	return 0
 }
 
@@ -745,6 +762,8 @@ CFG = {
     "detect": "3 rstguard detect",
     "enforce": "4 rstguard enforce",
     "idle": "5 enforce + idle flows",
+    "detect-fp": "6 rstguard detect --fast-path",
+    "enforce-fp": "7 rstguard enforce --fast-path",
     "mq-1q": "rstguard enforce, 1 queue",
     "mq-2q": "rstguard enforce, 2 queues",
 }

@@ -35,6 +35,9 @@ enum field_id {
 	F_KEEPALIVE,
 	F_PROBE_LEAD,
 	F_OVERRIDES,
+	F_USER,
+	F_RULES_INSTALL,
+	F_FASTPATH_ENABLE,
 	F_COUNT
 };
 
@@ -104,6 +107,7 @@ static const char *set_evidence_dir(struct config *cfg, const char *s);
 static const char *set_control_socket(struct config *cfg, const char *s);
 static const char *set_control_group(struct config *cfg, const char *s);
 static const char *set_user(struct config *cfg, const char *s);
+static const char *set_fastpath_pin_dir(struct config *cfg, const char *s);
 
 static const struct cfg_key queue_keys[] = {
 	INT_KEY("num", queue_num, .def = 0, .lo = 0, .hi = 65535, .id = F_QUEUE_NUM, QUEUE_RESTART,
@@ -309,6 +313,21 @@ static const struct cfg_key control_keys[] = {
 	END_KEYS
 };
 
+static const struct cfg_key rules_keys[] = {
+	BOOL_KEY("install", rules_install, .def = 0, .restart = "rules.install", .id = F_RULES_INSTALL,
+	    .doc = "add the queue rules in chain RSTGUARD of the raw table at start, remove them at exit"),
+	END_KEYS
+};
+
+static const struct cfg_key fastpath_keys[] = {
+	BOOL_KEY("enable", fastpath_enable, .def = 0, .restart = "fastpath.enable", .id = F_FASTPATH_ENABLE,
+	    .doc = "queue only the packets the daemon must see; the kernel keeps the flows' baselines"),
+	STRING_KEY("pin_dir", set_fastpath_pin_dir, fastpath_pin_dir, .def_str = "/sys/fs/bpf/rstguard",
+	    .heap = 1, .restart = "fastpath.pin_dir",
+	    .doc = "directory (on a bpffs, mounted if missing) where the selector and its maps are pinned"),
+	END_KEYS
+};
+
 static const struct cfg_key top_keys[] = {
 	STRING_KEY("mode", set_mode, mode, .def_str = "detect",
 	    .doc = "detect: only report suspicious RSTs; enforce: also drop the forged ones"),
@@ -323,8 +342,10 @@ static const struct cfg_key top_keys[] = {
 	GROUP_KEY("evidence", evidence_keys),
 	GROUP_KEY("nat", nat_keys),
 	GROUP_KEY("control", control_keys),
-	STRING_KEY("user", set_user, user, .def_str = "", .heap = 1, .restart = "user",
+	STRING_KEY("user", set_user, user, .def_str = "", .heap = 1, .restart = "user", .id = F_USER,
 	    .doc = "started as root: run as this user with only CAP_NET_ADMIN and CAP_NET_RAW"),
+	GROUP_KEY("rules", rules_keys),
+	GROUP_KEY("fastpath", fastpath_keys),
 	END_KEYS
 };
 
@@ -455,6 +476,15 @@ set_user(struct config *cfg, const char *s)
 	if (!plain_name(s))
 		return "a user name";
 	replace_string(&cfg->user, s);
+	return NULL;
+}
+
+static const char *
+set_fastpath_pin_dir(struct config *cfg, const char *s)
+{
+	if (s[0] != '/' || strlen(s) > 1000)
+		return "an absolute directory path";
+	replace_string(&cfg->fastpath_pin_dir, s);
 	return NULL;
 }
 
@@ -749,6 +779,7 @@ CFG_Copy(struct config *dst, const struct config *src)
 	dst->control_socket = src->control_socket ? xstrdup(src->control_socket) : NULL;
 	dst->control_group = src->control_group ? xstrdup(src->control_group) : NULL;
 	dst->user = src->user ? xstrdup(src->user) : NULL;
+	dst->fastpath_pin_dir = src->fastpath_pin_dir ? xstrdup(src->fastpath_pin_dir) : NULL;
 }
 
 void
@@ -756,6 +787,8 @@ CFG_Free(struct config *cfg)
 {
 	free(cfg->events_path);
 	cfg->events_path = NULL;
+	free(cfg->fastpath_pin_dir);
+	cfg->fastpath_pin_dir = NULL;
 	free(cfg->source);
 	cfg->source = NULL;
 	free(cfg->metrics_listen);
@@ -989,6 +1022,15 @@ check_cross(const struct config *cfg, const struct load_state *ld, const char *f
 		cross_error(ld, cross_at(ld, F_PROBE_LEAD, F_IDLE_TIMEOUT), file, errs,
 		    "eviction.probe_lead (%u) must be shorter than eviction.idle_timeout (%u)",
 		    cfg->probe_lead, cfg->idle_timeout);
+
+	/* Removing the rules and unpinning the fast path at exit run as root (iptables binaries,
+	 * the bpffs directory): a daemon that dropped to another user could not undo them. */
+	if (cfg->user && cfg->user[0] && (cfg->rules_install || cfg->fastpath_enable) &&
+	    !cross_skip(ld, F_USER, F_RULES_INSTALL) && !cross_skip(ld, F_USER, F_FASTPATH_ENABLE))
+		cross_error(ld, cross_at(ld, F_USER, cfg->rules_install ? F_RULES_INSTALL : F_FASTPATH_ENABLE), file,
+		    errs, "user cannot be combined with %s: undoing it at exit needs root (run those under "
+		    "systemd's User= with the capabilities instead, see docs/fastpath.md)",
+		    cfg->rules_install ? "rules.install (--install-rules)" : "fastpath.enable (--fast-path)");
 
 	/* (A rejected overrides list is not stored: n_overrides is then 0.) */
 	for (unsigned i = 0; i < cfg->n_overrides && i < CFG_EVICTION_MAX_OVERRIDES; i++) {

@@ -118,6 +118,12 @@ struct config {
 	uint32_t nat_zone;         /* conntrack zone of the lookups */
 	uint32_t nat_max_aliases;  /* joined halves per queue */
 	uint32_t nat_timeout_ms;   /* longest wait for conntrack's answer */
+	/* rules: the queue rules rstguard adds itself */
+	int rules_install;         /* add chain RSTGUARD at start, remove it at exit */
+
+	/* fastpath: the eBPF selector in front of the queue (src/fastpath.h) */
+	int fastpath_enable;
+	char *fastpath_pin_dir;    /* where the program and its maps are pinned */
 
 	/* Where the file was read from, for messages ("" when defaults only). */
 	char *source;

@@ -278,6 +278,15 @@ stats_json(struct json *j, const struct rg_stats *s)
 	JSON_U64(j, "aliases", e->nat_aliases);
 	JSON_U64(j, "aliases_full", e->nat_aliases_full);
 	JSON_ObjectClose(j);
+	if (s->fp_on) {
+		JSON_ObjectOpen(j, "fast_path");
+		JSON_U64(j, "seen", s->fp.seen);
+		JSON_U64(j, "queued", s->fp.queued);
+		JSON_U64(j, "watched", s->fp.watched);
+		JSON_U64(j, "unknown_flow", s->fp.unknown);
+		JSON_U64(j, "unparsed", s->fp.unparsed);
+		JSON_ObjectClose(j);
+	}
 	JSON_ObjectOpen(j, "evidence");
 	JSON_U64(j, "written", e->evidence_written);
 	JSON_U64(j, "skipped", e->evidence_skipped);

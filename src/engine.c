@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "evidence.h"
 #include "eviction.h"
+#include "fastpath.h"
 #include "flow.h"
 #include "hold.h"
 #include "keepalive.h"
@@ -76,6 +77,7 @@ struct engine {
 
 	struct engine_stats st;
 	_Atomic(struct eng_query *) query;   /* posted by the control thread (ENG_PostQuery) */
+	struct fastpath *fp;              /* the kernel fast path, or NULL */
 };
 
 static inline enum wheel_id
@@ -159,12 +161,21 @@ report_flow_end(struct engine *e, const struct flow *f, enum rep_reason reason)
 
 static void resolve_flow(struct engine *e, uint32_t idx, struct flow *f);
 
+/* How the kernel's fast path sees flow idx's server half: through its NAT alias, if any. */
+static inline const struct alias *
+fp_seen(const struct engine *e, uint32_t idx, const struct flow *f)
+{
+	return ALIAS_OfFlow(e->alias, idx, f->first_seen_cs);
+}
+
 /* End a flow: report it and give its record back. */
 static void
 end_flow(struct engine *e, uint32_t idx, enum rep_reason reason)
 {
 	struct flow *f = FLOW_Get(e->table, idx);
 
+	if (e->fp)
+		FP_SyncFlow(e->fp, f, fp_seen(e, idx, f), -1, 0, e->base_mono_ns, e->now.mono_ns);
 	if (f->flags & FL_PENDING)
 		resolve_flow(e, idx, f);
 	EVI_Unwatch(&e->evi, idx, f);
@@ -815,6 +826,7 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 	struct flow *f;
 	enum tcp_state prev;
 	int found, probed;
+	uint8_t before;
 
 	e->st.packets++;
 	e->st.kind[pp->kind]++;
@@ -828,6 +840,10 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 	nj.add = 0;
 	if (!found && e->alias)
 		found = nat_join(e, pp, &ref, &nj);
+	if (found && e->fp)
+		FP_SyncFlow(e->fp, ref.flow, fp_seen(e, ref.index, ref.flow), ref.dir, (pk->flags & TCPF_RST) != 0,
+			    e->base_mono_ns, e->now.mono_ns);
+	before = found ? ref.flow->flags : 0;
 	if (pk->flags & TCPF_RST)
 		return handle_rst(e, found ? &ref : NULL, pk, pkt_id);
 
@@ -868,6 +884,8 @@ ENG_PacketPrepared(struct engine *e, struct eng_prep *pp, uint32_t pkt_id)
 	f->last_seen_ms = e->now.ms;
 	prev = TCP_Update(f, ref.dir, pk, e->now.us);
 	state_changed(e, ref.index, f, prev);
+	if (e->fp)
+		FP_Track(e->fp, f, fp_seen(e, ref.index, f), before, e->now.mono_ns);
 	return RG_ACCEPT;
 }
 
@@ -878,6 +896,7 @@ expiry_due(void *ctx, uint32_t idx, uint32_t due_s)
 {
 	struct engine *e = ctx;
 	struct flow *f = FLOW_Get(e->table, idx);
+	int synced = e->fp ? (FP_SyncFlow(e->fp, f, fp_seen(e, idx, f), -1, 0, e->base_mono_ns, e->now.mono_ns), 1) : 0;
 	uint32_t idle_ms = e->now.ms - f->last_seen_ms, deadline;
 	uint64_t timeout_ms = (uint64_t)TCP_StateTimeout(&e->cfg->timeout, f->state) * 1000;
 
@@ -891,6 +910,8 @@ expiry_due(void *ctx, uint32_t idx, uint32_t due_s)
 	deadline = e->now.s + (uint32_t)((timeout_ms - idle_ms + 999) / 1000);
 	if (e->cfg->keepalive && f->state == TCP_ESTABLISHED)
 		deadline = keepalive_due(e, idx, f, deadline);
+	if (synced)
+		FP_Track(e->fp, f, fp_seen(e, idx, f), 0, e->now.mono_ns);
 	return deadline;
 }
 
@@ -1158,6 +1179,12 @@ ENG_AddStats(struct engine_stats *dst, const struct engine_stats *src)
 
 	for (size_t i = 0; i < sizeof(*dst) / sizeof(uint64_t); i++)
 		d[i] += s[i];
+}
+
+void
+ENG_SetFastPath(struct engine *e, struct fastpath *fp)
+{
+	e->fp = fp;
 }
 
 void

@@ -172,6 +172,13 @@ void ENG_GetStats(const struct engine *e, struct engine_stats *st);
 /* Add src's counters to dst. */
 void ENG_AddStats(struct engine_stats *dst, const struct engine_stats *src);
 
+struct fastpath;
+
+/* Run behind the kernel fast path fp (src/fastpath.h): the engine then reads a flow's kernel
+ * baselines before it uses them and has the kernel queue all of a flow it needs to see. NULL:
+ * every packet is queued (the default). */
+void ENG_SetFastPath(struct engine *e, struct fastpath *fp);
+
 /* Free the engine. */
 void ENG_Destroy(struct engine *e);
 

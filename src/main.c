@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "event.h"
 #include "evidence.h"
+#include "fastpath.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -27,6 +28,7 @@
 #include "offline.h"
 #include "privdrop.h"
 #include "stats.h"
+#include "rules.h"
 
 #define EVENT_RING_BYTES (1u << 20)
 #define CONTROL_POLL_MS 200
@@ -42,6 +44,8 @@ struct cli {
 	int check_only;
 	const char *read_file;           /* offline analysis of a capture */
 	enum summary_format summary;
+	int print_rules, install_rules, fast_path;
+	const char *pin_dir;             /* --fast-path=DIR */
 };
 
 /* A packet thread, as the control thread sees it. */
@@ -64,6 +68,8 @@ struct daemon {
 	uint64_t start_real_ns;    /* when the daemon started (wall clock) */
 	uint64_t reload_real_ns;   /* the last reload (0: none yet), and whether it was applied */
 	int reload_ok;
+	int rules_added;           /* chain RSTGUARD added (removed at exit) */
+	struct fastpath *fp;       /* the kernel fast path, when on */
 	sigset_t waitmask;         /* the signals the control thread takes, in ppoll */
 };
 
@@ -88,7 +94,9 @@ usage(FILE *out)
 {
 	fprintf(out,
 		"usage: rstguard [-c FILE] [-q NUM] [-m detect|enforce] [-e PATH] [--idle-timeout SECONDS]\n"
-		"                [--keepalive] [-t|--check-config] [-V|--version] [-h|--help]\n"
+		"                [--keepalive] [--install-rules] [--fast-path[=DIR]]\n"
+		"                [-t|--check-config] [-V|--version] [-h|--help]\n"
+		"       rstguard --print-rules [-c FILE] [-q NUM]\n"
 		"       rstguard -r CAPTURE [--summary text|json] [-c FILE] [-m MODE] [-e PATH] ...\n"
 		"\n"
 		"  -c, --config FILE        libconfig file (default: built-in settings)\n"
@@ -97,6 +105,9 @@ usage(FILE *out)
 		"  -e, --events PATH        JSON-lines event file, - for standard output\n"
 		"      --idle-timeout SECS  idle timeout of the middlebox beyond the gateway (0: none)\n"
 		"      --keepalive          keep idle flows alive with keepalive probes\n"
+		"      --print-rules        print the queue rules (iptables, ip6tables, nft) and exit\n"
+		"      --install-rules      add the queue rules at start, remove them at exit\n"
+		"      --fast-path[=DIR]    queue only what the daemon must see (eBPF selector pinned in DIR)\n"
 		"  -r, --read FILE          analyse a pcap/pcapng capture (- for stdin) instead of a queue\n"
 		"      --summary FORMAT     summary after -r on stderr: text (default) or json\n"
 		"  -t, --check-config       check the configuration and exit\n"
@@ -133,7 +144,8 @@ print_metric(const char *name, const char *type, const char *help, void *arg)
 static void
 parse_args(int argc, char **argv, struct cli *cli)
 {
-	enum { OPT_IDLE = 256, OPT_KEEPALIVE, OPT_SUMMARY, OPT_LIST_METRICS };
+	enum { OPT_IDLE = 256, OPT_KEEPALIVE, OPT_SUMMARY, OPT_LIST_METRICS, OPT_PRINT_RULES, OPT_INSTALL_RULES,
+	       OPT_FAST_PATH };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "queue", required_argument, NULL, 'q' },
@@ -147,6 +159,9 @@ parse_args(int argc, char **argv, struct cli *cli)
 		{ "list-metrics", no_argument, NULL, OPT_LIST_METRICS },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "print-rules", no_argument, NULL, OPT_PRINT_RULES },
+		{ "install-rules", no_argument, NULL, OPT_INSTALL_RULES },
+		{ "fast-path", optional_argument, NULL, OPT_FAST_PATH },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint32_t v;
@@ -212,6 +227,20 @@ parse_args(int argc, char **argv, struct cli *cli)
 		case OPT_LIST_METRICS:
 			MET_ForEach(print_metric, NULL);
 			exit(0);
+		case OPT_PRINT_RULES:
+			cli->print_rules = 1;
+			break;
+		case OPT_INSTALL_RULES:
+			cli->install_rules = 1;
+			break;
+		case OPT_FAST_PATH:
+			cli->fast_path = 1;
+			if (optarg && optarg[0] != '/') {
+				fprintf(stderr, "rstguard: --fast-path=DIR needs an absolute directory\n");
+				exit(2);
+			}
+			cli->pin_dir = optarg;
+			break;
 		case 'V':
 			printf("rstguard %s\n", PACKAGE_VERSION);
 			exit(0);
@@ -253,6 +282,14 @@ build_config(const struct cli *cli, struct config *cfg, struct config_errors *er
 		cfg->idle_timeout = cli->idle_timeout;
 	if (cli->keepalive)
 		cfg->keepalive = 1;
+	if (cli->install_rules)
+		cfg->rules_install = 1;
+	if (cli->fast_path)
+		cfg->fastpath_enable = 1;
+	if (cli->pin_dir) {
+		free(cfg->fastpath_pin_dir);
+		cfg->fastpath_pin_dir = strdup(cli->pin_dir);
+	}
 	if (rc == 0 && CFG_Validate(cfg, errs) != 0)
 		rc = -1;
 	return errs->count ? -1 : rc;
@@ -385,6 +422,10 @@ collect_stats(const struct daemon *d, struct rg_stats *s)
 		sw[i].saved = &qs[i];
 	}
 	STATS_Collect(s, sw, n, (uint16_t)d->cfg->queue_num, d->start_real_ns);
+	if (d->fp) {
+		s->fp_on = 1;
+		FP_GetStats(d->fp, &s->fp);
+	}
 }
 
 static void
@@ -456,6 +497,11 @@ log_stats(const struct daemon *d)
 			 (unsigned long long)e->evidence_errors, (unsigned long long)e->evidence_removed_bytes,
 			 files, (unsigned long long)bytes);
 	}
+	if (s->fp_on)
+		log_info("fast path: seen %llu, queued %llu (watched %llu, unknown flow %llu, unparsed %llu)",
+			 (unsigned long long)s->fp.seen, (unsigned long long)s->fp.queued,
+			 (unsigned long long)s->fp.watched, (unsigned long long)s->fp.unknown,
+			 (unsigned long long)s->fp.unparsed);
 	free(s);
 }
 
@@ -671,6 +717,13 @@ start_up(struct daemon *d, const uint8_t seed[16])
 	sigdelset(&d->waitmask, SIGHUP);
 	sigdelset(&d->waitmask, SIGUSR1);
 
+	/* The program is pinned before the queues are bound: a build or a system without it binds
+	 * nothing. */
+	if (cfg->fastpath_enable) {
+		d->fp = FP_Open(cfg->fastpath_pin_dir, cfg->flows_max);
+		if (d->fp == NULL)
+			return 1;
+	}
 	d->n = cfg->queue_count;
 	d->workers = calloc(d->n, sizeof(*d->workers));
 	if (d->workers == NULL)
@@ -699,6 +752,16 @@ start_up(struct daemon *d, const uint8_t seed[16])
 			rc = 1;
 			break;
 		}
+	}
+	/* The rules go in once the queues are bound: with --queue-bypass, a packet matched before
+	 * that would pass unseen. */
+	for (unsigned i = 0; rc == 0 && d->fp && i < d->n; i++)
+		ENG_SetFastPath(d->workers[i].run.eng, d->fp);
+	if (rc == 0 && cfg->rules_install) {
+		if (RULES_Install(cfg, d->fp ? FP_ProgPin(d->fp) : NULL) < 0)
+			rc = 1;
+		else
+			d->rules_added = 1;
 	}
 	/* The control socket, then the drop to cfg->user: after everything that needs root, before
 	 * the packet threads start (capabilities are per thread). */
@@ -760,6 +823,11 @@ shut_down(struct daemon *d)
 {
 	NOTIFY_Send("STOPPING=1");
 	MHTTP_Stop();
+	/* No new packets reach the queues once the rules are gone. */
+	if (d->rules_added) {
+		RULES_Remove();
+		log_info("rules: removed chain %s", RULES_CHAIN);
+	}
 	atomic_store(&ctl.stop, 1);
 	/* Keep draining events while the threads give their last verdicts and end their flows. */
 	for (;;) {
@@ -780,6 +848,7 @@ shut_down(struct daemon *d)
 		log_stats(d);
 	for (unsigned i = 0; i < d->started; i++)
 		ENG_LogLearned(d->workers[i].run.eng);
+	FP_Close(d->fp);
 	for (unsigned i = 0; i < d->n; i++) {
 		if (i < d->started)
 			log_queue_stats(&d->workers[i].qstats, d->cfg->queue_num + i);
@@ -887,6 +956,15 @@ main(int argc, char **argv)
 		return 1;
 	}
 	CFG_FreeErrors(&errs);
+	if (cli.print_rules) {
+		char pin[1100];
+
+		snprintf(pin, sizeof(pin), "%s/selector", cfg->fastpath_pin_dir);
+		RULES_Print(cfg, pin, stdout);
+		CFG_Free(cfg);
+		free(cfg);
+		return 0;
+	}
 	if (cli.check_only) {
 		printf("configuration OK\n");
 		CFG_Free(cfg);

@@ -153,6 +153,15 @@ static const struct met_def metrics[] = {
 	  .help = "Unknown tuples whose translation could not be found: tracked as they are." },
 	{ "rstguard_nat_aliases", MT_GAUGE, SRC_ONE, S(eng.nat_aliases),
 	  .help = "Translated connections joined at present (alias table entries)." },
+	{ "rstguard_fastpath_packets_total", MT_COUNTER, SRC_LABELS, .label = "result",
+	  .labels = LABELS({ "seen", S(fp.seen) }, { "queued", S(fp.queued) }),
+	  .help = "Packets the kernel fast path's selector ran on, and those it sent to the queue "
+		  "(0 without --fast-path)." },
+	{ "rstguard_fastpath_queued_total", MT_COUNTER, SRC_LABELS, .label = "reason",
+	  .labels = LABELS({ "watched", S(fp.watched) }, { "unknown_flow", S(fp.unknown) },
+			   { "unparsed", S(fp.unparsed) }),
+	  .help = "Of the packets the selector queued: because their flow was watched, because their "
+		  "direction was unknown to it, because it could not parse them." },
 	{ "rstguard_evidence_files_total", MT_COUNTER, SRC_LABELS, .label = "result",
 	  .labels = LABELS({ "written", S(eng.evidence_written) }, { "skipped", S(eng.evidence_skipped) },
 			   { "error", S(eng.evidence_errors) }),

@@ -9,6 +9,7 @@
 
 #include "engine.h"
 #include "event.h"
+#include "fastpath.h"
 #include "nfq.h"
 
 /* The most queues a daemon runs (queue.count's upper bound). */
@@ -42,6 +43,8 @@ struct rg_stats {
 	struct nfq_stats q[STATS_QUEUES_MAX];
 	struct stats_kqueue kq[STATS_QUEUES_MAX];
 	int kq_ok;                 /* the kernel's table could be read */
+	int fp_on;                 /* the kernel fast path runs (--fast-path) */
+	struct fastpath_stats fp;  /* ... and its selector's counters (zero when off) */
 };
 
 /* Collect a snapshot from n packet threads serving queues queue_first.. (the kernel's counters

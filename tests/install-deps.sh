@@ -12,6 +12,8 @@ PKGS=(
 	libnetfilter-queue-dev libmnl-dev libnfnetlink-dev libconfig-dev
 	# privilege drop (user = ...): keep CAP_NET_ADMIN and CAP_NET_RAW only
 	libcap-ng-dev
+	# the fast path (optional: configure builds without it): clang (below) and libbpf
+	libbpf-dev
 	# fuzzing (./configure --enable-fuzz, .ci/run): clang and its libFuzzer runtime
 	# (libclang_rt.fuzzer-x86_64.a, which clang-14 only recommends)
 	clang libclang-rt-14-dev

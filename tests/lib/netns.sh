@@ -90,6 +90,7 @@ RG_CLEANUP_HOOK=""            # a function name the test may set; called first a
 RG_DIAG_EVENTS=""             # event file(s) to summarise on failure
 declare -A RG_PIDS=()         # background helpers by name
 RG__F=()                      # scratch: event filters (rg__filters)
+RG_FP_RULE=()                 # RG_FASTPATH=1: the queue rule's arguments (rg_queue_rule)
 
 # ----------------------------------------------------------------------------------------------
 # TAP
@@ -222,6 +223,10 @@ rg__on_exit() {
 	fi
 	rg_kill_all
 	rg_net_down
+	# RG_FASTPATH=1: a daemon killed with -9 leaves its bpffs mounted in our temp dir.
+	if [ -n "$RG_TMP" ] && mountpoint -q "$RG_TMP/bpf" 2>/dev/null; then
+		umount -l "$RG_TMP/bpf"
+	fi
 	if [ -n "$RG_TMP" ] && [ -d "$RG_TMP" ]; then
 		if [ "${RG_KEEP_TMP:-0}" = 1 ]; then
 			echo "# kept $RG_TMP" >&2
@@ -415,17 +420,39 @@ rg_ns() {
 
 # rg_queue_rule [--bypass] [QUEUE ARGS...]: in gw's raw PREROUTING (before conntrack), send all
 # TCP to NFQUEUE for IPv4 and IPv6. QUEUE ARGS replace the default "--queue-num $RG_QUEUE_NUM".
+# With RG_FASTPATH=1 (the second run of the e2e suite, docs/fastpath.md) the rule also carries the
+# fast path's match on the selector the daemon pins in $RG_TMP/bpf; until a daemon has pinned it,
+# the rule is only remembered, and rg_daemon_start adds it (again) once the daemon has.
 rg_queue_rule() {
-	local bypass=() qargs=(--queue-num "$RG_QUEUE_NUM") t
+	local bypass=() qargs=(--queue-num "$RG_QUEUE_NUM") t match=()
 	if [ "${1:-}" = --bypass ]; then
 		bypass=(--queue-bypass)
 		shift
 	fi
 	[ $# -gt 0 ] && qargs=("$@")
+	if [ "${RG_FASTPATH:-0}" = 1 ]; then
+		RG_FP_RULE=("${qargs[@]}" "${bypass[@]}")
+		[ -e "$RG_TMP/bpf/selector" ] || return 0
+		match=(-m bpf --object-pinned "$RG_TMP/bpf/selector")
+	fi
 	for t in iptables ip6tables; do
-		timeout 10 ip netns exec "$RG_GW" "$t" -w 5 -t raw -A PREROUTING -p tcp \
+		timeout 10 ip netns exec "$RG_GW" "$t" -w 5 -t raw -A PREROUTING -p tcp "${match[@]}" \
 			-j NFQUEUE "${qargs[@]}" "${bypass[@]}" || return 1
 	done
+}
+
+# RG_FASTPATH=1: the daemon has pinned a new selector; make the remembered queue rule use it (a
+# rule keeps the program it was added with).
+rg__fastpath_rule() {
+	local i
+	for i in $(seq 1 50); do
+		[ -e "$RG_TMP/bpf/selector" ] && break
+		rg_daemon_alive || return 1
+		sleep 0.1
+	done
+	[ -e "$RG_TMP/bpf/selector" ] || { rg_diag "RG_FASTPATH: no selector pinned in $RG_TMP/bpf"; return 1; }
+	[ "${#RG_FP_RULE[@]}" -gt 0 ] || return 0
+	rg_queue_rule_clear && rg_queue_rule "${RG_FP_RULE[@]}"
 }
 
 # rg_queue_rule_clear: remove the queue rules (flush gw's raw PREROUTING, both families).
@@ -595,16 +622,28 @@ rg_daemon_alive() {
 rg_daemon_start() {
 	RG_DAEMON_RC=""
 	echo "==== $(date '+%T.%N') start: $RSTGUARD $*" >>"$RG_DAEMON_LOG"
+	local run=(ip netns exec "$RG_GW")
+	if [ "${RG_FASTPATH:-0}" = 1 ]; then
+		# The pins must be visible to the rules added here: the daemon keeps our mount
+		# namespace (ip netns exec would give it its own, with its own /sys).
+		set -- --fast-path="$RG_TMP/bpf" "$@"
+		run=(nsenter --net="/run/netns/$RG_GW")
+		mkdir -p "$RG_TMP/bpf"
+	fi
 	if [ "${RG_DAEMON_TEE:-0}" = 1 ]; then
 		# Also show stdout (events with -e -) on our stdout as the daemon writes it; tee writes
 		# to stdout before the file, so a line seen in the file is already on the terminal.
-		ip netns exec "$RG_GW" "$RSTGUARD" "$@" > >(tee -a "$RG_DAEMON_OUT") \
+		"${run[@]}" "$RSTGUARD" "$@" > >(tee -a "$RG_DAEMON_OUT") \
 			2>>"$RG_DAEMON_LOG" </dev/null &
 	else
-		ip netns exec "$RG_GW" "$RSTGUARD" "$@" >>"$RG_DAEMON_OUT" 2>>"$RG_DAEMON_LOG" </dev/null &
+		"${run[@]}" "$RSTGUARD" "$@" >>"$RG_DAEMON_OUT" 2>>"$RG_DAEMON_LOG" </dev/null &
 	fi
 	RG_DAEMON_PID=$!
 	if rg_wait_queue_bound "$RG_QUEUE_NUM" "${RG_BIND_TIMEOUT:-5}"; then
+		if [ "${RG_FASTPATH:-0}" = 1 ] && ! rg__fastpath_rule; then
+			rg_diag "RG_FASTPATH: could not add the queue rule with the fast-path match"
+			return 1
+		fi
 		return 0
 	fi
 	if ! rg_daemon_alive; then

@@ -1511,6 +1511,7 @@ static const struct { const char *path, *value; } other_values[] = {
 	{ "mode", "\"enforce\"" },
 	{ "events.path", "\"/var/log/rstguard/eve.json\"" },
 	{ "log.target", "\"syslog\"" },
+	{ "fastpath.pin_dir", "\"/sys/fs/bpf/other\"" },
 	{ "log.level", "\"debug\"" },
 	{ "eviction.probe_side", "\"both\"" },
 	{ "eviction.overrides", "( { network = \"198.18.3.0/24\"; idle_timeout = 350; } )" },
