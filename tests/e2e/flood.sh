@@ -189,13 +189,13 @@ held0=$(sed -n 's/.*, held \([0-9]*\),.*/\1/p' "$RG_DAEMON_LOG" | tail -n 1)
 probes0=$(num 'confirmation probes: sent [0-9]*')
 # Probes leave gw toward the server on its router side; the client's own ACKs are counted where
 # they leave the client.
-rg_ns "$RG_GW" timeout 30 tcpdump -i "$RG_IF_GW_R" -n -Q out -w "$RG_TMP/probes.pcap" \
+rg_ns "$RG_GW" timeout 90 tcpdump -U -i "$RG_IF_GW_R" -n -Q out -w "$RG_TMP/probes.pcap" \
 	"tcp dst port $PORT3 and src host $RG_CLIENT4" 2>"$RG_TMP/td1.err" &
 td1=$!
-rg_ns "$RG_CLIENT" timeout 30 tcpdump -i "$RG_IF_CLIENT" -n -Q out -w "$RG_TMP/client.pcap" \
+rg_ns "$RG_CLIENT" timeout 90 tcpdump -U -i "$RG_IF_CLIENT" -n -Q out -w "$RG_TMP/client.pcap" \
 	"tcp dst port $PORT3" 2>"$RG_TMP/td2.err" &
 td2=$!
-rg_ns "$RG_GW" timeout 30 tcpdump -i any -n -tt -w "$RG_TMP/genuine.pcap" \
+rg_ns "$RG_GW" timeout 90 tcpdump -U -i any -n -tt -w "$RG_TMP/genuine.pcap" \
 	"tcp port 7996 and tcp[tcpflags] & tcp-rst != 0" 2>"$RG_TMP/td3.err" &
 td3=$!
 for _ in $(seq 1 50); do
@@ -221,17 +221,26 @@ counters
 held1=$(sed -n 's/.*, held \([0-9]*\),.*/\1/p' "$RG_DAEMON_LOG" | tail -n 1)
 probes1=$(num 'confirmation probes: sent [0-9]*')
 el=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%d", b - a + 1.999}')
-wire=$("$RG_PY" - "$RG_TMP/probes.pcap" "$RG_TMP/client.pcap" <<'PYEOF'
+# (A capture cut short by its tcpdump's end loses at most its last packet: read what is there.)
+wire=$("$RG_PY" - "$RG_TMP/probes.pcap" "$RG_TMP/client.pcap" 2>"$RG_TMP/wire.err" <<'PYEOF'
 import sys
 from collections import Counter
-from scapy.all import rdpcap, TCP
+from scapy.all import PcapReader, TCP
+def packets(path):
+    try:
+        with PcapReader(path) as r:
+            for p in r:
+                yield p
+    except Exception as e:
+        print("%s: %s" % (path, e), file=sys.stderr)
 def key(p):
     return (p[TCP].sport, p[TCP].seq, p[TCP].ack, int(p[TCP].flags))
-gw = Counter(key(p) for p in rdpcap(sys.argv[1]) if TCP in p)
-cl = Counter(key(p) for p in rdpcap(sys.argv[2]) if TCP in p)
+gw = Counter(key(p) for p in packets(sys.argv[1]) if TCP in p)
+cl = Counter(key(p) for p in packets(sys.argv[2]) if TCP in p)
 print(sum((gw - cl).values()), sum(cl.values()))
 PYEOF
 )
+[ -s "$RG_TMP/wire.err" ] && rg_diag_file "$RG_TMP/wire.err" "reading the probe captures"
 read -r wire_probes client_pkts <<<"$wire"
 rg_diag "forged-RST flood: $(cat "$RG_TMP/flood3.out"); held $((held1 - held0)), probes counted $((probes1 - probes0)), on the wire $wire_probes (client's own packets $client_pkts)"
 rg_diag "$(grep 'rst [0-9]*:' "$RG_DAEMON_LOG" | tail -n 1)"
@@ -244,11 +253,18 @@ else
 		"on the wire ${wire_probes:-?}, daemon $((probes1 - probes0)), bound $pbound"
 fi
 pend=$(grep -o 'pending [0-9]*' "$RG_DAEMON_LOG" | tail -n 1)
-delay=$("$RG_PY" - "$RG_TMP/genuine.pcap" <<'PYEOF'
+delay=$("$RG_PY" - "$RG_TMP/genuine.pcap" 2>"$RG_TMP/delay.err" <<'PYEOF'
 import sys
-from scapy.all import rdpcap, TCP, IP
+from scapy.all import PcapReader, TCP
+def packets(path):
+    try:
+        with PcapReader(path) as r:
+            for p in r:
+                yield p
+    except Exception as e:
+        print("%s: %s" % (path, e), file=sys.stderr)
 first, last = {}, {}
-for p in rdpcap(sys.argv[1]):
+for p in packets(sys.argv[1]):
     if TCP in p:
         k = (p[TCP].sport, p[TCP].dport, p[TCP].seq)
         first.setdefault(k, p.time)
@@ -257,6 +273,7 @@ d = [float(last[k] - first[k]) for k in first]
 print("%d %.0f" % (len(d), max(d) * 1000 if d else -1))
 PYEOF
 )
+[ -s "$RG_TMP/delay.err" ] && rg_diag_file "$RG_TMP/delay.err" "reading the genuine RST capture"
 read -r ngen dms <<<"$delay"
 if [ "$refused_st" = 0 ] && [ "${ngen:-0}" -ge 1 ] && [ "${dms:-99999}" -le $((HOLD_MAX + 100)) ]; then
 	rg_pass "a genuine RST during the forged-RST flood crossed the gateway in $dms ms (hold_max_ms $HOLD_MAX)"
