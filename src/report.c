@@ -54,25 +54,27 @@ nat_of_flow(const struct reporter *rep, const struct flow *f)
 	return rep->alias ? nat_of(rep, FLOW_Index(rep->table, f), f->first_seen_cs) : NULL;
 }
 
-/* The translated view of a joined connection, oriented like the event's endpoints (src is the
- * client's side or the server's): the tuple the packets carry on the translated side, what an
- * outside capture (masquerade) or the inside server (port forward) shows. */
+/* A joined connection's endpoints: the real ones at the top level (the client's own address, as
+ * its original tuple carries it; the server's own, as its answers carry it: for a port forward
+ * the inside server, not the forwarded address), and in a "nat" object the view from the
+ * outside (the client as the server's answers are addressed to it: the masquerade address and
+ * port; the server as the client addressed it: the forwarded address and port). Events are
+ * oriented like their packet: src is the client's side or the server's. */
 static void
-put_nat(struct json *j, const struct alias *al, int family, const uint8_t *src, uint16_t sport)
+put_nat(struct json *j, const struct alias *al, int family, int from_client)
 {
 	int snat = memcmp(al->dst, al->osrc, 16) != 0 || al->dport != al->osport;
 	int dnat = memcmp(al->src, al->odst, 16) != 0 || al->sport != al->odport;
-	int from_client = memcmp(src, al->osrc, 16) == 0 && sport == al->osport;
 	char a[48];
 
 	JSON_ObjectOpen(j, "nat");
 	JSON_Str(j, "type", snat && dnat ? "snat+dnat" : dnat ? "dnat" : "snat");
-	PKT_FormatAddr(family, from_client ? al->dst : al->src, a, sizeof(a));
+	PKT_FormatAddr(family, from_client ? al->dst : al->odst, a, sizeof(a));
 	JSON_Str(j, "src_ip", a);
-	JSON_U64(j, "src_port", from_client ? al->dport : al->sport);
-	PKT_FormatAddr(family, from_client ? al->src : al->dst, a, sizeof(a));
+	JSON_U64(j, "src_port", from_client ? al->dport : al->odport);
+	PKT_FormatAddr(family, from_client ? al->odst : al->dst, a, sizeof(a));
 	JSON_Str(j, "dest_ip", a);
-	JSON_U64(j, "dest_port", from_client ? al->sport : al->dport);
+	JSON_U64(j, "dest_port", from_client ? al->odport : al->dport);
 	JSON_U64(j, "zone", al->zone);
 	JSON_U64(j, "ct_id", al->ct_id);
 	JSON_ObjectClose(j);
@@ -83,7 +85,22 @@ put_common(struct json *j, uint64_t real_ns, uint64_t flow_id, enum rep_kind kin
 	   const uint8_t *src, uint16_t sport, const uint8_t *dst, uint16_t dport, const struct alias *al)
 {
 	char ts[40], a[48];
+	int from_client = 1;
 
+	if (al && al->family != family)
+		al = NULL;
+	if (al) {
+		/* The flow's key is the original tuple: its server end is the address the client
+		 * sent to; the real server is where the answers come from. */
+		from_client = memcmp(src, al->osrc, 16) == 0 && sport == al->osport;
+		if (from_client) {
+			dst = al->src;
+			dport = al->sport;
+		} else {
+			src = al->src;
+			sport = al->sport;
+		}
+	}
 	EV_FormatTime(real_ns, ts, sizeof(ts));
 	JSON_Str(j, "timestamp", ts);
 	JSON_U64(j, "flow_id", flow_id);
@@ -95,8 +112,8 @@ put_common(struct json *j, uint64_t real_ns, uint64_t flow_id, enum rep_kind kin
 	JSON_Str(j, "dest_ip", a);
 	JSON_U64(j, "dest_port", dport);
 	JSON_Str(j, "proto", "TCP");
-	if (al && al->family == family)
-		put_nat(j, al, family, src, sport);
+	if (al)
+		put_nat(j, al, family, from_client);
 }
 
 /* The evidence capture of a flow (a forged RST's, an eviction's), written whether or not the

@@ -12,7 +12,7 @@
 #            object holding the outside view (gw's address, the NAT port); the same over IPv6;
 #            a refused port (refused), a server's abort and a client's abort (abort) from the
 #            right side; a port forward with injected RSTs toward both ends (forged, nat type
-#            dnat naming the inside server)
+#            dnat: the inside server at the top level, the forwarded address in nat)
 #   enforce  the same injections are dropped and the transfers complete intact (sha256)
 #   off      nat.lookup = false: today's behaviour, two flows per masqueraded connection, no nat
 #            object, no lookup
@@ -157,22 +157,22 @@ forward() {
 		--expect "$want"
 	rg_wait_app "x-$name" 45
 	rg_wait_app "srv-$name" 15
-	CONNS+=("$RG_SERVER4 $(rg_app_field "cli-$name" sport) $FWD_PORT")
+	CONNS+=("$RG_SERVER4 $(rg_app_field "cli-$name" sport) $INSIDE_PORT")
 	if [ "$mode" = enforce ]; then
 		rg_is "$(rg_app_field "cli-$name" outcome)" complete \
 			"$mode: port forward: the outside client gets the whole answer intact"
 	else
 		rg_pass "$mode: port forward: fetch done ($(rg_app_field "cli-$name" outcome))"
 	fi
-	expect_one "$mode: port forward: the RST injected toward the inside server is forged, nat = the inside server" \
-		rst rst.forged=true rst.direction=toserver "src_ip=$RG_SERVER4" "dest_ip=$RG_GW_R4" \
-		"dest_port=$FWD_PORT" nat.type=dnat "nat.dest_ip=$RG_CLIENT4" "nat.dest_port=$INSIDE_PORT"
-	n=$(rg_events_count "$EV" rst rst.forged=true "dest_port=$FWD_PORT")
-	n=$((n + $(rg_events_count "$EV" rst rst.forged=true "src_port=$FWD_PORT")))
+	expect_one "$mode: port forward: the RST injected toward the inside server is forged, from the real client to the inside server, nat = the forwarded address" \
+		rst rst.forged=true rst.direction=toserver "src_ip=$RG_SERVER4" "dest_ip=$RG_CLIENT4" \
+		"dest_port=$INSIDE_PORT" nat.type=dnat "nat.dest_ip=$RG_GW_R4" "nat.dest_port=$FWD_PORT"
+	n=$(rg_events_count "$EV" rst rst.forged=true "nat.dest_port=$FWD_PORT")
+	n=$((n + $(rg_events_count "$EV" rst rst.forged=true "nat.src_port=$FWD_PORT")))
 	if [ "$mode" = enforce ]; then
 		local d
-		d=$(rg_events_count "$EV" rst rst.forged=true verdict=drop "dest_port=$FWD_PORT")
-		d=$((d + $(rg_events_count "$EV" rst rst.forged=true verdict=drop "src_port=$FWD_PORT")))
+		d=$(rg_events_count "$EV" rst rst.forged=true verdict=drop "nat.dest_port=$FWD_PORT")
+		d=$((d + $(rg_events_count "$EV" rst rst.forged=true verdict=drop "nat.src_port=$FWD_PORT")))
 		[ "$n" -ge 1 ] && [ "$d" = "$n" ]
 		rg_ok $? "$mode: port forward: every forged RST dropped ($d of $n)"
 	else
