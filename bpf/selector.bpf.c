@@ -57,6 +57,25 @@ queue_it(struct fp_counters *c)
 	return 1;
 }
 
+/* A RST or FIN ends the connection for both directions: from here on every packet of either
+ * goes to the daemon (the closing handshake's ACKs decide TIME_WAIT). */
+static __always_inline void
+mark_closing(struct fp_dir *d, const struct fp_key *k)
+{
+	struct fp_key r = {};
+	struct fp_dir *rd;
+
+	d->has |= FPD_CLOSING;
+	r.family = k->family;
+	__builtin_memcpy(r.src, k->dst, 16);
+	__builtin_memcpy(r.dst, k->src, 16);
+	r.sport = k->dport;
+	r.dport = k->sport;
+	rd = bpf_map_lookup_elem(&flows, &r);
+	if (rd)
+		rd->has |= FPD_CLOSING;
+}
+
 SEC("socket")
 int
 selector(struct __sk_buff *skb)
@@ -174,18 +193,7 @@ selector(struct __sk_buff *skb)
 	}
 	if (th.flags & TH_RST) {
 		/* Leave the baselines as they were before it; every later packet goes to the daemon. */
-		struct fp_key r = {};
-		struct fp_dir *rd;
-
-		d->has |= FPD_CLOSING;
-		r.family = k.family;
-		__builtin_memcpy(r.src, k.dst, 16);
-		__builtin_memcpy(r.dst, k.src, 16);
-		r.sport = k.dport;
-		r.dport = k.sport;
-		rd = bpf_map_lookup_elem(&flows, &r);
-		if (rd)
-			rd->has |= FPD_CLOSING;
+		mark_closing(d, &k);
 		return queue_it(c);
 	}
 	silent = now - d->last_ns >= FP_SILENCE_NS;
@@ -224,18 +232,7 @@ selector(struct __sk_buff *skb)
 	if (th.flags & (TH_SYN | TH_FIN)) {
 		if (th.flags & TH_FIN) {
 			/* The closing handshake's ACKs (from either side) decide TIME_WAIT. */
-			struct fp_key r = {};
-			struct fp_dir *rd;
-
-			d->has |= FPD_CLOSING;
-			r.family = k.family;
-			__builtin_memcpy(r.src, k.dst, 16);
-			__builtin_memcpy(r.dst, k.src, 16);
-			r.sport = k.dport;
-			r.dport = k.sport;
-			rd = bpf_map_lookup_elem(&flows, &r);
-			if (rd)
-				rd->has |= FPD_CLOSING;
+			mark_closing(d, &k);
 		} else {
 			d->has &= ~FPD_CLOSING;   /* a new connection on the same ports */
 			d->pkts = 1;
